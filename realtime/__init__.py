@@ -1,0 +1,3 @@
+"""realtime: real-time neural style transfer for live webcam video and recorded footage."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,27 @@
+"""The contract between the trainer's ONNX export and the runtime stylizer.
+
+A style model is an ONNX graph with one input ``input`` and one output ``output``, float32, NCHW, RGB,
+with dynamic batch, height and width. Height and width must be multiples of ``size_multiple``. The
+metadata properties below describe it; the stylizer reads them rather than assuming.
+"""
+
+from __future__ import annotations
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+# metadata_props keys (all values are strings; JSON where noted)
+STYLE_NAME = "style_name"
+TIER = "tier"  # "full" or "fast"
+INPUT_RANGE = "input_range"  # "0,1" or "0,255": pixel value range of input and output
+LAYOUT = "layout"  # "NCHW"
+CHANNELS = "channels"  # "RGB"
+SIZE_MULTIPLE = "size_multiple"  # e.g. "4": input H and W must be multiples of it
+STYLE_IMAGE_SHA256 = "style_image_sha256"
+SETTINGS = "settings"  # JSON: every training setting
+ITERATIONS = "iterations"
+FINAL_LOSSES = "final_losses"  # JSON
+TRAINER_VERSION = "trainer_version"
+DATE = "date"  # ISO 8601, UTC
+
+DEFAULTS = {INPUT_RANGE: "0,1", LAYOUT: "NCHW", CHANNELS: "RGB", SIZE_MULTIPLE: "4", TIER: "full"}
