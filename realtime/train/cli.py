@@ -1,0 +1,103 @@
+"""``restyle-train``: train a style from a painting and a folder of photos, export a verified ONNX model.
+
+    restyle-train --style-image starry_night.jpg --data photos/ --val val/ --iterations 2000
+    restyle-train --config conf/starry_night.json --data photos/
+    restyle-train --resume runs/starry_night/checkpoint.pt --iterations 4000
+    torchrun --nproc_per_node 4 -m realtime.train.cli --config ...   (DistributedDataParallel)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from realtime.errors import RealtimeError
+
+from .config import TrainConfig
+
+PROG = "restyle-train"
+
+
+def _layer_weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        out[name.strip()] = float(weight) if weight else 1.0
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="JSON file of settings (e.g. conf/<style>.json); options below override it")
+    p.add_argument("--style-image", help="the painting")
+    p.add_argument("--data", help="folder of training photos (searched recursively)")
+    p.add_argument("--val", help="folder of photos for previews, the contact sheet and the evaluation")
+    p.add_argument("--name", help="style name (default: the style image's file name)")
+    p.add_argument("--out", help="runs folder (default runs/); the run goes to OUT/NAME")
+    p.add_argument("--resume", help="continue from this checkpoint (its own settings are used)")
+    p.add_argument("--no-export", action="store_true", help="skip ONNX export, record and contact sheet")
+    g = p.add_argument_group("settings (defaults in realtime/train/config.py)")
+    g.add_argument("--width", type=int)
+    g.add_argument("--depth", type=int, help="residual blocks")
+    g.add_argument("--iterations", type=int)
+    g.add_argument("--batch", type=int)
+    g.add_argument("--crop", type=int, help="crop size in pixels (multiple of 4)")
+    g.add_argument("--scale-min", type=float)
+    g.add_argument("--scale-max", type=float)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "amp"])
+    g.add_argument("--style-size", type=int, help="long side of the style image (sets the stroke scale)")
+    g.add_argument("--content-weight", type=float)
+    g.add_argument("--style-weight", type=float)
+    g.add_argument("--tv-weight", type=float)
+    g.add_argument("--temporal-weight", type=float, help="> 0 adds the flow-warp temporal consistency loss")
+    g.add_argument("--content-layers", type=lambda s: [x.strip() for x in s.split(",")], help="e.g. relu2_2")
+    g.add_argument("--style-layer-weights", type=_layer_weights, help="e.g. relu1_2=1,relu2_2=1,relu3_3=1,relu4_3=1")
+    g.add_argument("--vgg-weights", help="torchvision VGG16 state dict (vgg16-397923af.pth)")
+    g.add_argument("--checkpoint-every", type=int)
+    g.add_argument("--preview-every", type=int)
+    g.add_argument("--log-every", type=int)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(config, f.name, value)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .finish import finish_run
+        from .trainer import Trainer
+
+        config = config_from_args(args)
+        trainer = Trainer(config, resume=args.resume)
+        try:
+            print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "
+                  f"crop {trainer.config.crop}, {trainer.precision} on {trainer.device}; run folder {trainer.run_dir}", file=sys.stderr)
+            result = trainer.run()
+            if trainer.is_main and not args.no_export:
+                record = finish_run(trainer, result, log=lambda s: print(s, file=sys.stderr))
+                print(f"{PROG}: wrote {result.run_dir / record['files']['onnx']} ({result.iterations} iterations, "
+                      f"{result.seconds / 60:.1f} min)", file=sys.stderr)
+        finally:
+            trainer.close()
+    except RealtimeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""TransformNet: the feed-forward style network of Johnson et al. (2016), with the later fixes that the
+community settled on: instance norm instead of batch norm (Ulyanov et al.), reflection padding (no border
+artefacts), and nearest-neighbour upsampling followed by a convolution instead of transposed
+convolutions (no checkerboard, Odena et al. 2016).
+
+Width (channels of the first layer) and depth (residual blocks) are settings so that faster tiers can be
+trained with the same code. Input and output are RGB in [0, 1], NCHW; height and width must be multiples
+of 4 (two stride-2 stages).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection-padded convolution, optionally followed by instance norm and ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: bool = True, relu: bool = True):
+        layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(cout, affine=True))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvLayer(channels, channels, 3), ConvLayer(channels, channels, 3, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Sequential):
+    """Nearest ×2 upsampling then a convolution: no transposed convolutions, so no checkerboard."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, kernel))
+
+
+class TransformNet(nn.Module):
+    """Encoder (9×9 stem, two stride-2 convs), ``depth`` residual blocks, decoder (two upsample+conv, 9×9 out)."""
+
+    size_multiple = 4
+
+    def __init__(self, width: int = 32, depth: int = 5):
+        super().__init__()
+        w = width
+        self.width, self.depth = width, depth
+        self.encoder = nn.Sequential(ConvLayer(3, w, 9), ConvLayer(w, 2 * w, 3, stride=2), ConvLayer(2 * w, 4 * w, 3, stride=2))
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(depth)])
+        self.decoder = nn.Sequential(
+            UpsampleConv(4 * w, 2 * w), UpsampleConv(2 * w, w), ConvLayer(w, 3, 9, norm=False, relu=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The network predicts a residual on the input: training starts near the identity, which
+        # converges faster and keeps content layout from the first iterations.
+        return x + self.decoder(self.residuals(self.encoder(x)))
+
+
+def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
+    """Multiply-accumulates per input pixel, counted with forward hooks on a size×size input."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += output.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (size * size)

@@ -1,0 +1,317 @@
+"""The training loop: perceptual losses on random crops, checkpoints that carry their own settings,
+resume, Ctrl+C, loss curves (CSV and PNG), previews, and DistributedDataParallel under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from realtime.errors import DataError, Interrupted
+from realtime.sheet import contact_sheet, save_png
+
+from . import TRAINER_VERSION
+from .config import TrainConfig
+from .data import CropDataset
+from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
+from .losses import content_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
+from .model import TransformNet
+from .vgg import VGG16Features, load_vgg
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: TransformNet
+    iterations: int
+    seconds: float
+    final_losses: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def pick_precision(requested: str, device: torch.device) -> str:
+    """``auto``: AMP (fp16) on CUDA; bf16 autocast on a CPU with native bf16 (AVX512-BF16/AMX); else fp32."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "amp"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "amp" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "realtime/train"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} ×{torch.cuda.device_count()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+class Trainer:
+    """One training run. ``run()`` trains to ``config.iterations`` and returns the result; a checkpoint
+    in the run folder (or ``resume``) is continued from where it stopped."""
+
+    def __init__(self, config: TrainConfig, resume: str | Path | None = None, vgg: VGG16Features | None = None,
+                 progress: Callable[[str], None] | None = None):
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.rank = 0
+        if self.distributed:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+            self.rank = dist.get_rank()
+        self.is_main = self.rank == 0
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+
+        checkpoint: dict[str, Any] | None = None
+        if resume is not None:
+            path = Path(resume)
+            if not path.is_file():
+                raise DataError(f"checkpoint not found: {path}")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            saved = TrainConfig.from_dict(checkpoint["config"])
+            # The run continues with its own settings; only the iteration target may be raised.
+            saved.iterations = max(config.iterations, saved.iterations) if config.iterations else saved.iterations
+            config = saved
+        config.validate()
+        self.config = config
+        self.precision = pick_precision(config.precision, self.device)
+        self.run_dir = Path(config.out) / config.name
+        self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+
+        torch.manual_seed(config.seed + self.rank)
+        self.rng = random.Random(config.seed + self.rank)
+        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max))
+        self.vgg = (vgg or load_vgg(config.vgg_weights or None)).to(self.device)
+        style = to_tensor(resize_long_side(open_rgb(config.style_image), config.style_size)).to(self.device)
+        self.style_sha256 = file_sha256(config.style_image)
+        self.style_grams = target_grams(self.vgg, style, list(config.style_layer_weights))
+
+        self.model = TransformNet(config.width, config.depth).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "amp" and self.device.type == "cuda")
+        self.iteration = 0
+        self.seconds = 0.0
+        self.history: list[dict[str, float]] = []
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.iteration = checkpoint["iteration"]
+            self.seconds = checkpoint.get("seconds", 0.0)
+            self.history = checkpoint.get("history", [])
+            if "python_rng" in checkpoint:
+                self.rng.setstate(checkpoint["python_rng"])
+                torch.set_rng_state(checkpoint["torch_rng"])
+        self.net: nn.Module = self.model
+        if self.distributed:
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.val_images = self._load_val()
+
+    # ------------------------------------------------------------------------------------------------
+    def _load_val(self) -> list[tuple[str, torch.Tensor]]:
+        if not self.config.val or not Path(self.config.val).is_dir():
+            return []
+        out = []
+        for path in list_images(self.config.val)[:8]:
+            try:
+                out.append((path.stem, to_tensor(resize_long_side(open_rgb(path), 256), multiple=4)))
+            except Exception:
+                continue
+        return out
+
+    def step(self) -> dict[str, float]:
+        c = self.config
+        x = self.data.batch(self.rng, c.batch).to(self.device)
+        with _autocast(self.precision, self.device):
+            y = self.net(x)
+            layers = sorted(set(c.content_layers) | set(c.style_layer_weights))
+            fy = self.vgg(y, layers)
+            with torch.no_grad():
+                fx = self.vgg(x, c.content_layers)
+            l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
+            l_style = c.style_weight * style_loss(fy, self.style_grams, c.style_layer_weights)
+            l_tv = c.tv_weight * total_variation(y.float())
+            total = l_content + l_style + l_tv
+            l_temporal = torch.zeros((), device=self.device)
+            if c.temporal_weight > 0:
+                # Wang et al. 2020: a still crop warped by a random smooth flow (plus a little noise)
+                # must stylize to the warped stylization of the crop, so no video data is needed.
+                flow = random_smooth_flow(x.shape[0], x.shape[2], x.shape[3], magnitude=2.0).to(self.device)
+                xw = (warp(x, flow) + 0.01 * torch.randn_like(x)).clamp(0, 1)
+                yw = self.net(xw)
+                l_temporal = c.temporal_weight * F.mse_loss(yw.float(), warp(y.float(), flow).detach())
+                total = total + l_temporal
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values = {"total": total, "content": l_content, "style": l_style, "tv": l_tv, "temporal": l_temporal}
+        return {k: float(v.detach()) for k, v in values.items()}
+
+    def save_checkpoint(self, path: Path | None = None) -> Path:
+        path = path or self.run_dir / CHECKPOINT_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "iteration": self.iteration,
+            "seconds": self.seconds, "history": self.history, "config": self.config.to_dict(),
+            "python_rng": self.rng.getstate(), "torch_rng": torch.get_rng_state(), "trainer_version": TRAINER_VERSION,
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a checkpoint is never half-written
+        return path
+
+    @torch.no_grad()
+    def stylize(self, x: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        try:
+            return self.model(x.to(self.device)).float().clamp(0, 1).cpu()
+        finally:
+            self.model.train()
+
+    def save_preview(self) -> Path | None:
+        if not self.val_images:
+            return None
+        rows = [[(name[:24], to_uint8(x[0])), ("stylized", to_uint8(self.stylize(x)[0]))] for name, x in self.val_images[:4]]
+        path = self.run_dir / "previews" / f"iter_{self.iteration:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(str(path), contact_sheet(rows, tile_height=160))
+        return path
+
+    def save_curves(self) -> None:
+        if not self.history:
+            return
+        keys = list(self.history[0])
+        with open(self.run_dir / "losses.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.history)
+        save_png(str(self.run_dir / "losses.png"), plot_curves(self.history))
+
+    def run(self) -> TrainResult:
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.model.train()
+        last: dict[str, float] = {}
+        window: list[dict[str, float]] = []
+        started = time.perf_counter()
+        base_seconds = self.seconds
+        mark_t, mark_i = started, self.iteration
+        try:
+            while self.iteration < c.iterations:
+                losses = self.step()
+                self.iteration += 1
+                self.seconds = base_seconds + time.perf_counter() - started
+                window.append(losses)
+                if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
+                    mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                    window.clear()
+                    last = mean
+                    self.history.append({"iteration": self.iteration, "seconds": round(self.seconds, 2), **mean})
+                    now = time.perf_counter()
+                    rate = (self.iteration - mark_i) / max(now - mark_t, 1e-9)
+                    mark_t, mark_i = now, self.iteration
+                    if self.is_main:
+                        eta = (c.iterations - self.iteration) / max(rate, 1e-9)
+                        self.progress(
+                            f"[{c.name}] {self.iteration}/{c.iterations} total {mean['total']:.4g} content {mean['content']:.4g} "
+                            f"style {mean['style']:.4g} tv {mean['tv']:.3g}" + (f" temporal {mean['temporal']:.3g}" if c.temporal_weight else "")
+                            + f" | {rate:.2f} it/s, {1 / max(rate, 1e-9):.2f} s/it, ETA {eta / 60:.1f} min"
+                        )
+                if self.is_main and self.iteration % c.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    self.save_curves()
+                if self.is_main and self.iteration % c.preview_every == 0:
+                    self.save_preview()
+        except KeyboardInterrupt:
+            if self.is_main:
+                path = self.save_checkpoint()
+                self.save_curves()
+                raise Interrupted(f"interrupted at iteration {self.iteration}; checkpoint saved to {path} (continue with --resume)") from None
+            raise Interrupted("interrupted") from None
+        if self.is_main:
+            self.save_checkpoint()
+            self.save_curves()
+            self.save_preview()
+        if not last and self.history:
+            last = {k: v for k, v in self.history[-1].items() if k not in ("iteration", "seconds")}
+        return TrainResult(self.run_dir, self.model, self.iteration, self.seconds, last, self.history)
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def plot_curves(history: list[dict[str, float]], size: tuple[int, int] = (900, 420)) -> np.ndarray:
+    """Loss curves (log scale) drawn with OpenCV, so no plotting library is needed."""
+    import cv2
+
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    left, right, top, bottom = 60, 120, 20, 40
+    its = np.array([r["iteration"] for r in history], dtype=float)
+    keys = [k for k in ("total", "content", "style", "tv", "temporal") if any(r.get(k, 0) > 0 for r in history)]
+    colours = {"total": (0, 0, 0), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44), "temporal": (148, 103, 189)}
+    vals = np.array([[max(r.get(k, 0.0), 1e-12) for k in keys] for r in history])
+    lv = np.log10(vals)
+    lo, hi = float(lv.min()), float(lv.max()) + 1e-9
+    x0, x1 = its.min(), max(its.max(), its.min() + 1)
+    cv2.rectangle(img, (left, top), (w - right, h - bottom), (180, 180, 180), 1)
+    for j, k in enumerate(keys):
+        pts = np.stack([left + (its - x0) / (x1 - x0) * (w - left - right), h - bottom - (lv[:, j] - lo) / (hi - lo) * (h - top - bottom)], 1)
+        cv2.polylines(img, [pts.astype(np.int32)], False, colours[k][::-1], 2, cv2.LINE_AA)
+        cv2.putText(img, k, (w - right + 8, top + 20 + 20 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colours[k][::-1], 1, cv2.LINE_AA)
+    cv2.putText(img, f"iteration {int(x0)}..{int(x1)}", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"log10 loss {lo:.1f}..{hi:.1f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return img[:, :, ::-1].copy()  # drawn as BGR; return RGB
