@@ -235,3 +235,19 @@ def test_real_vgg_style_distance_drops(tmp_path):
     trainer.run()
     after = style_distance(vgg, trainer.stylize(x), trainer.style_grams)
     assert after < 0.7 * before, (before, after)
+
+
+def test_warp_and_temporal_loss(data, random_vgg, tmp_path):
+    from realtime.train.losses import random_smooth_flow, warp
+
+    x = torch.rand(2, 3, 32, 40)
+    assert torch.allclose(warp(x, torch.zeros(2, 2, 32, 40)), x, atol=1e-5)
+    shift = torch.zeros(2, 2, 32, 40)
+    shift[:, 0] = 3.0  # sample 3 px to the right: out(x) = in(x + 3)
+    assert torch.allclose(warp(x, shift)[..., :, :-3], x[..., :, 3:], atol=1e-5)
+    flow = random_smooth_flow(2, 128, 128, magnitude=2.0, generator=torch.Generator().manual_seed(0))
+    # smooth at the training crop size: neighbouring pixels move almost together, the field as a whole does move
+    assert (flow[..., 1:] - flow[..., :-1]).abs().max() < 0.3 < 1.0 < flow.abs().max()
+
+    result = Trainer(_config(data, tmp_path, iterations=2, temporal_weight=100.0), vgg=random_vgg, progress=lambda s: None).run()
+    assert all(h["temporal"] > 0 for h in result.history)
