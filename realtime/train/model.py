@@ -57,10 +57,14 @@ class TransformNet(nn.Module):
             UpsampleConv(4 * w, 2 * w), UpsampleConv(2 * w, w), ConvLayer(w, 3, 9, norm=False, relu=False)
         )
 
+    # The decoder emits pixels in 0..255 units, as in the reference implementation, and we scale them
+    # to [0, 1]. This scale sets how far one optimizer step moves the output: emitting [0, 1] directly
+    # makes each Adam step 255× larger relative to the pixel range, which trains unstably (colour
+    # blobs, no style after hundreds of iterations).
+    output_scale = 1.0 / 255.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The network predicts a residual on the input: training starts near the identity, which
-        # converges faster and keeps content layout from the first iterations.
-        return x + self.decoder(self.residuals(self.encoder(x)))
+        return self.decoder(self.residuals(self.encoder(x))) * self.output_scale
 
 
 def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
