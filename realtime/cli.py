@@ -1,0 +1,195 @@
+"""Command-line front ends: thin argparse layers over the typed functions of the package.
+
+Expected failures (``RealtimeError``) are printed as one line ``<prog>: error: <message>`` on stderr and
+exit with the error's code (1; 130 for Ctrl+C); argparse usage errors exit 2. Only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import Interrupted, RealtimeError
+
+PROG = "restyle-video"
+
+
+def _seconds(text: str) -> float:
+    """Seconds as ``12.5``, ``1:02.5`` or ``0:01:02``."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}")
+    value = 0.0
+    for p in parts:
+        value = value * 60 + p
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def build_restyle_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Restyle a video file with a neural style model; audio and timing are kept.",
+        epilog="Styles: the shipped zoo (see --list-styles), models in $REALTIME_MODELS_DIR, or a path to an .onnx file.",
+    )
+    p.add_argument("input", nargs="?", type=Path, help="input video file")
+    p.add_argument("output", nargs="?", type=Path, help="output video file (.mp4, .mov, .mkv, .m4v, .avi)")
+    p.add_argument("--style", "-s", help="style name or path to an .onnx model (default: the zoo's default)")
+    p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: CUDA when it really loads, else CPU (default); cuda: fail if it cannot run")
+    p.add_argument("--batch", type=_positive_int, default=1, help="frames per inference call (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the network (default: all cores)")
+    p.add_argument("--max-size", type=_positive_int, default=None, metavar="PIXELS",
+                   help="stylize at this long side and scale back to the input size (faster, coarser strokes)")
+    p.add_argument("--strength", type=_unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
+    p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
+    p.add_argument("--start", type=_seconds, default=0.0, help="start at this time (seconds or [h:]m:s)")
+    p.add_argument("--duration", type=_seconds, default=None, help="process this many seconds")
+    p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
+                   help="temporal smoothing against flicker (default off)")
+    p.add_argument("--smooth-strength", type=_unit_float, default=0.5, help="weight of the previous output (default 0.5)")
+    p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    p.add_argument("--crf", type=float, default=None, help="encoder quality, lower is better (libx264 default 23)")
+    p.add_argument("--preset", default=None, help="encoder speed preset (libx264: ultrafast ... veryslow)")
+    p.add_argument("--pix-fmt", default="yuv420p", help="output pixel format (default yuv420p; yuv444p keeps odd sizes)")
+    p.add_argument("--no-audio", action="store_true", help="drop the audio")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or information lines (warnings still shown)")
+    p.add_argument("--overwrite", "-y", action="store_true", help="replace the output file if it exists")
+    return p
+
+
+def _list_styles() -> int:
+    from .models import default_style, list_styles
+
+    styles = list_styles()
+    try:
+        default = default_style().name
+    except RealtimeError:
+        default = None
+    if not styles:
+        print("no styles installed", file=sys.stderr)
+        return 0
+    for s in styles:
+        mark = " (default)" if s.name == default else ""
+        print(f"{s.name}{mark}\t{s.path}")
+    return 0
+
+
+def _interrupt_once(signum, frame) -> None:  # noqa: ANN001
+    # The first Ctrl+C unwinds the run (cleanup removes the temporary file); further ones are ignored
+    # so that they cannot interrupt the cleanup itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def restyle_video(argv: Sequence[str] | None = None) -> int:
+    """Run ``restyle-video``; returns the exit code (RealtimeError is raised to the caller)."""
+    from .pipeline import RestyleOptions, restyle_file
+    from .sinks import EncoderSettings
+
+    parser = build_restyle_parser()
+    args = parser.parse_args(argv)
+    if args.list_styles:
+        return _list_styles()
+    if args.input is None or args.output is None:
+        parser.error("the input and output files are required")
+    opts = RestyleOptions(
+        input=args.input,
+        output=args.output,
+        style=args.style,
+        device=args.device,
+        batch=args.batch,
+        max_size=args.max_size,
+        strength=args.strength,
+        preserve_color=args.preserve_color,
+        start=args.start,
+        duration=args.duration,
+        smooth=args.smooth,
+        smooth_strength=args.smooth_strength,
+        encoder=EncoderSettings(codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf, preset=args.preset),
+        overwrite=args.overwrite,
+        audio=not args.no_audio,
+        threads=args.threads,
+    )
+
+    def warn(msg: str) -> None:
+        print(f"{PROG}: warning: {msg}", file=sys.stderr, flush=True)
+
+    def info(msg: str) -> None:
+        if not args.quiet:
+            print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+    summary = restyle_file(opts, warn=warn, info=info, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    elif not args.quiet:
+        print(f"{PROG}: wrote {summary.output}: {summary.frames} frames in {summary.seconds:.1f}s "
+              f"({summary.fps:.2f} frames/s)", file=sys.stderr)
+    return 0
+
+
+def restyle_video_main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``restyle-video``."""
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, _interrupt_once)
+    except ValueError:
+        pass  # not the main thread (e.g. called from a test runner thread): keep the default handler
+    try:
+        code = restyle_video(argv)
+    except Interrupted as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        code = Interrupted.exit_code
+    except RealtimeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGINT, previous)
+            except ValueError:
+                pass
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def main() -> None:
+    restyle_video_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""``restyle-cam``: the live webcam filter window (argparse front end over ``realtime.live``).
+
+Expected failures print one line ``restyle-cam: error: <message>`` on stderr and exit non-zero (2 for
+usage errors, 1 otherwise, 130 for Ctrl+C); only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from .errors import Interrupted, RealtimeError
+
+PROG = "restyle-cam"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before a usage error; we print one line naming --help."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _size(text: str) -> tuple[int, int]:
+    from .camera import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .controls import HELP
+
+    p = _OneLineParser(
+        prog=PROG,
+        description="Live neural style transfer: point a camera at yourself and see a painting.",
+        epilog=HELP + ". Without a display use --no-window --output FILE, or restyle-video for files.",
+    )
+    p.add_argument("--camera", default="0", help="camera index (0), device path (/dev/video2) or a video file standing in for a camera")
+    p.add_argument("--loop", action="store_true", help="start a video file over when it ends")
+    p.add_argument("--size", type=_size, default=None, metavar="WxH", help="frame size, e.g. 640x480 (default: what the camera gives)")
+    p.add_argument("--mirror", action="store_true", help="flip left-right (selfie view)")
+    p.add_argument("--style", "-s", help="style name or .onnx file (default: the zoo's default); n/p/1-9 switch live")
+    p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
+    p.add_argument("--list-cameras", action="store_true", help="list camera indices that open and exit")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the network (default: all cores)")
+    p.add_argument("--batch", type=_positive_int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--compare", action="store_true", help="show original | stylized side by side")
+    p.add_argument("--strength", type=_unit, default=1.0, help="blend with the original: 1 full style (default), 0 none")
+    p.add_argument("--preserve-color", action="store_true", help="start with the input's colours kept (key c)")
+    p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
+                   help="temporal smoothing at start (default off); key s toggles it (flow when started off)")
+    p.add_argument("--smooth-strength", type=_unit, default=0.5, help="weight of the previous output (default 0.5)")
+    p.add_argument("--no-overlay", action="store_true", help="start with the overlay hidden (key h)")
+    p.add_argument("--no-window", action="store_true", help="no display: for servers and tests (with --output)")
+    p.add_argument("--output", "-o", type=Path, default=None, help="record the shown frames to this file from the start")
+    p.add_argument("--overwrite", "-y", action="store_true", help="replace --output if it exists")
+    p.add_argument("--save-dir", type=Path, default=Path("."), help="folder for screenshots (space) and recordings (r)")
+    p.add_argument("--duration", type=_positive, default=None, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (frames/s, latency, drops) on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no information lines")
+    return p
+
+
+def _interrupt_once(signum, frame) -> None:  # noqa: ANN001
+    # The first Ctrl+C unwinds the loop (which finalizes the recording); later ones are ignored so
+    # they cannot interrupt that.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def restyle_cam(argv: Sequence[str] | None = None) -> int:
+    """Run ``restyle-cam``; returns the exit code (RealtimeError is raised to the caller)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = args.quiet
+
+    def info(msg: str) -> None:
+        if not quiet:
+            print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+    if args.list_styles:
+        from .cli import _list_styles
+
+        return _list_styles()
+    if args.list_cameras:
+        from .camera import available_cameras
+
+        found = available_cameras()
+        print("\n".join(str(i) for i in found) if found else "no camera opens on this machine")
+        return 0
+    if args.batch != 1:
+        raise RealtimeError("--batch does not apply live: frames are stylized one at a time, as they arrive "
+                            "(batching adds latency); use restyle-video to batch a file")
+
+    from .live import check_output, display_problem
+
+    if not args.no_window:
+        problem = display_problem()
+        if problem:
+            raise RealtimeError(f"{problem}; use --no-window --output FILE to record without a window, "
+                                "or restyle-video to restyle a file")
+    if args.output is not None:
+        check_output(args.output, args.overwrite)
+
+    from .models import list_styles, resolve_style
+
+    start = resolve_style(args.style)  # an unknown style fails before the camera opens
+    styles = list_styles()
+    index = next((i for i, s in enumerate(styles) if s.path.resolve() == start.path.resolve()), None)
+    if index is None:
+        styles.insert(0, start)
+        index = 0
+    return _run(args, styles, index, info)
+
+
+def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # noqa: ANN001
+    from .camera import LatestFrame, open_reader
+    from .controls import ViewState
+    from .live import LiveLoop, LiveOptions, NoDisplay, OpenCVWindow
+    from .stylizer import Stylizer
+
+    reader = open_reader(args.camera, args.size, args.loop)
+    display = None
+    try:
+        size = args.size or reader.frame_size
+        stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads)  # type: ignore[arg-type]
+        info(f"{stylizer.describe()}; {reader.description} at {size[0]}x{size[1]}"
+             + (f", {reader.rate:g} frames/s" if reader.rate else ""))
+        stylizer.warmup(size[1], size[0])
+
+        def load(style):  # noqa: ANN001, ANN202 - runs in the style-load thread
+            s = Stylizer(style.path, device=args.device, threads=args.threads)  # type: ignore[arg-type]
+            s.warmup(size[1], size[0])  # here, not on the first live frame: no freeze when it arrives
+            return s
+
+        display = NoDisplay() if args.no_window else OpenCVWindow()
+    except BaseException:
+        reader.interrupt()
+        reader.close()
+        raise
+    state = ViewState(style_index=index, n_styles=len(styles), smooth=args.smooth != "off", strength=args.strength,
+                      preserve_colour=args.preserve_color, overlay=not args.no_overlay)
+    options = LiveOptions(
+        compare=args.compare,
+        smooth_mode=args.smooth if args.smooth != "off" else "flow",
+        smooth_strength=args.smooth_strength,
+        output=args.output,
+        overwrite=args.overwrite,
+        save_dir=args.save_dir,
+        duration=args.duration,
+        rate_hint=reader.rate,
+    )
+    camera = LatestFrame(reader, size=args.size, mirror=args.mirror)
+    loop = LiveLoop(camera, stylizer, styles, index, display, options, state=state, loader_factory=load, info=info)
+    if not args.no_window:
+        from .controls import HELP
+
+        info(HELP)
+    camera.start()
+    summary = loop.run()  # closes camera, recording and window itself, also on errors
+    info(f"{summary.end_reason}: showed {summary.frames_shown} frames in {summary.seconds:.1f}s "
+         f"({summary.fps_shown:.1f} frames/s), model {summary.model_ms_median} ms, latency median "
+         f"{summary.latency_ms_median} ms (p95 {summary.latency_ms_p95}), dropped {summary.dropped} of {summary.captured}")
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``restyle-cam``."""
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, _interrupt_once)
+    except ValueError:
+        pass  # not the main thread (a test runner thread): keep the default handler
+    try:
+        code = restyle_cam(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted (any recording was saved)", file=sys.stderr)
+        code = Interrupted.exit_code
+    except RealtimeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGINT, previous)
+            except ValueError:
+                pass
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,669 @@
+"""The live loop of ``restyle-cam``: newest camera frame → stylizer → colour / smoothing / strength →
+window (with overlay) and optional recording.
+
+Threads: capture (``camera.LatestFrame``, drop-oldest), encode (``sinks.FileSink``, the writer of
+``restyle-video``) and one short-lived thread per style switch (``StyleLoader``) so that loading and
+warming a model never freezes the picture. Everything stateful (stylizer, smoother, window) stays in
+the main thread. A worker's error is re-raised here; the capture ending (file over, camera unplugged)
+ends the loop normally, and the recording is always finalized, Ctrl+C included.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .camera import LatestFrame
+from .controls import HELP, Action, Command, ViewState, command_for_key
+from .errors import OutputError, RealtimeError
+from .frames import Frame
+from .models import Style
+
+InfoFn = Callable[[str], None]
+WINDOW_TITLE = "restyle-cam"
+
+
+class StylizerLike(Protocol):
+    """What the loop needs of ``realtime.stylizer.Stylizer`` (tests pass slow or fast fakes)."""
+
+    def stylize(self, images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass
+class LiveOptions:
+    compare: bool = False  # original | stylized side by side
+    smooth_mode: str = "flow"  # what "smoothing on" means
+    smooth_strength: float = 0.5
+    output: Path | None = None  # record from the start to this file
+    overwrite: bool = False
+    save_dir: Path = Path(".")  # screenshots and recordings started with "r"
+    duration: float | None = None  # stop after this many seconds
+    max_frames: int | None = None  # stop after showing this many frames (tests, benchmarks)
+    rate_hint: float | None = None  # nominal capture rate for the recording's stream header
+
+
+@dataclass
+class LiveSummary:
+    frames_shown: int = 0
+    seconds: float = 0.0
+    captured: int = 0
+    dropped: int = 0
+    fps_shown: float = 0.0
+    model_ms_median: float | None = None
+    latency_ms_median: float | None = None
+    latency_ms_p95: float | None = None
+    latency_ms_max: float | None = None
+    age_ms_max: float | None = None  # capture → taken by the loop: the drop policy keeps this < 1 interval
+    end_reason: str = ""
+    recordings: list[str] = field(default_factory=list)
+    screenshots: list[str] = field(default_factory=list)
+    style: str = ""
+    style_errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+# ------------------------------------------------------------------------------------------ display
+
+
+class Display(Protocol):
+    def show(self, bgr: np.ndarray) -> None: ...
+
+    def poll_key(self, wait_ms: int) -> int: ...
+
+    def closed(self) -> bool: ...
+
+    def set_fullscreen(self, on: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoDisplay:
+    """``--no-window``: frames go nowhere but the recording; no keys."""
+
+    def show(self, bgr: np.ndarray) -> None:
+        pass
+
+    def poll_key(self, wait_ms: int) -> int:
+        return -1
+
+    def closed(self) -> bool:
+        return False
+
+    def set_fullscreen(self, on: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def display_problem() -> str | None:
+    """Why a window cannot open here, or None. Checked before OpenCV touches the display because the
+    Qt backend of opencv-python aborts the whole process when it cannot connect."""
+    if not sys.platform.startswith("linux"):
+        return None
+    display = os.environ.get("DISPLAY", "").strip()
+    if not display and not os.environ.get("WAYLAND_DISPLAY", "").strip():
+        return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    if not display:
+        return None  # Wayland; XWayland or Qt's own plugin will do
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return f"DISPLAY={display} is not a display name"
+    if host in ("", "unix"):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return f"no X server is listening on DISPLAY={display}"
+        return None
+    import socket
+
+    try:
+        socket.create_connection((host, 6000 + int(number)), timeout=1.0).close()
+    except OSError:
+        return f"cannot reach the X server of DISPLAY={display}"
+    return None
+
+
+class OpenCVWindow:
+    """The real window (OpenCV highgui)."""
+
+    def __init__(self, title: str = WINDOW_TITLE) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.title = title
+        # opencv-python's Qt looks for fonts in its own (empty) folder and warns on every start
+        if "QT_QPA_FONTDIR" not in os.environ:
+            for d in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts"):
+                if Path(d).is_dir():
+                    os.environ["QT_QPA_FONTDIR"] = d
+                    break
+        try:
+            # GUI_NORMAL: no Qt toolbar/status bar, so the window is just the picture
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        except cv2.error as exc:
+            raise RealtimeError(
+                "this OpenCV build has no window support (opencv-python-headless?); "
+                "use --no-window --output FILE, or restyle-video"
+            ) from exc
+        self._sized = False
+        self._shown = False
+
+    def show(self, bgr: np.ndarray) -> None:
+        if not self._sized:
+            self._cv2.resizeWindow(self.title, bgr.shape[1], bgr.shape[0])
+            self._sized = True
+        self._cv2.imshow(self.title, bgr)
+        self._shown = True
+
+    def poll_key(self, wait_ms: int) -> int:
+        return int(self._cv2.waitKey(max(1, wait_ms)))
+
+    def closed(self) -> bool:
+        if not self._shown:
+            return False
+        try:
+            return self._cv2.getWindowProperty(self.title, self._cv2.WND_PROP_VISIBLE) < 1
+        except self._cv2.error:
+            return True  # the window is gone
+
+    def set_fullscreen(self, on: bool) -> None:
+        cv2 = self._cv2
+        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
+
+    def close(self) -> None:
+        try:
+            self._cv2.destroyWindow(self.title)
+            self._cv2.waitKey(1)  # lets the backend process the destroy event
+        except self._cv2.error:
+            pass
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+class StyleLoader:
+    """Loads (and warms) style models in a background thread, one at a time; the newest request wins.
+
+    ``poll()`` hands a finished load to the main thread: ``(style, stylizer, None)`` or
+    ``(style, None, message)`` for an expected failure (a broken model file). Anything else a load
+    raises is a bug and is re-raised by ``poll()``.
+    """
+
+    def __init__(self, factory: Callable[[Style], StylizerLike]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending: Style | None = None  # at most one waiting request: bounded by construction
+        self._done: tuple[Style, StylizerLike | None, str | None, BaseException | None] | None = None
+        self.loading: Style | None = None
+
+    def request(self, style: Style) -> None:
+        with self._lock:
+            self._pending = style
+        self._maybe_start()
+
+    def _maybe_start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._pending is None or self._done is not None:
+                return
+            style, self._pending = self._pending, None
+            self.loading = style
+            self._thread = threading.Thread(target=self._run, args=(style,), name="style-load", daemon=True)
+            self._thread.start()
+
+    def _run(self, style: Style) -> None:
+        result: tuple[Style, StylizerLike | None, str | None, BaseException | None]
+        try:
+            result = (style, self._factory(style), None, None)
+        except RealtimeError as exc:
+            result = (style, None, str(exc), None)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by poll()
+            result = (style, None, None, exc)
+        with self._lock:
+            self._done = result
+
+    def poll(self) -> tuple[Style, StylizerLike | None, str | None] | None:
+        with self._lock:
+            done, self._done = self._done, None
+            if done is not None:
+                thread, self._thread = self._thread, None
+        if done is None:
+            return None
+        if thread is not None:
+            thread.join()
+        self.loading = None
+        style, stylizer, message, error = done
+        if error is not None:
+            raise error
+        self._maybe_start()
+        return style, stylizer, message
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None or self._pending is not None
+
+    def close(self) -> None:
+        """Forget waiting requests and wait for a load in progress (a model load cannot be cut short)."""
+        with self._lock:
+            self._pending = None
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+
+# ------------------------------------------------------------------------------------------ overlay
+
+
+def draw_overlay(bgr: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """Text lines on a translucent dark box in the top-left corner (drawn on a copy)."""
+    import cv2
+
+    out = bgr.copy()
+    if not lines:
+        return out
+    scale = max(0.4, min(0.7, out.shape[1] / 1100))
+    thick = 1
+    (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    step = th + 8
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in lines) + 16
+    height = step * len(lines) + 8
+    x1, y1 = min(out.shape[1], width), min(out.shape[0], height)
+    # darken instead of a solid box: the picture stays visible under the numbers
+    out[:y1, :x1] = (out[:y1, :x1] * 0.35).astype(np.uint8)
+    for i, text in enumerate(lines):
+        y = 4 + step * (i + 1) - 4
+        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+class Meter:
+    """Running figures for the overlay (last second) and the summary (whole run, bounded memory)."""
+
+    def __init__(self) -> None:
+        self.shown_times: collections.deque[float] = collections.deque(maxlen=240)
+        self.model_ms: collections.deque[float] = collections.deque(maxlen=5000)
+        self.latency_ms: collections.deque[float] = collections.deque(maxlen=5000)
+        self.age_ms_max = 0.0
+        self.latency_ms_max = 0.0
+        self.count = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def add(self, now: float, model_ms: float, latency_ms: float, age_ms: float) -> None:
+        self.shown_times.append(now)
+        self.count += 1
+        self.first = now if self.first is None else self.first
+        self.last = now
+        self.model_ms.append(model_ms)
+        self.latency_ms.append(latency_ms)
+        self.age_ms_max = max(self.age_ms_max, age_ms)
+        self.latency_ms_max = max(self.latency_ms_max, latency_ms)
+
+    def fps(self, now: float) -> float:
+        recent = [t for t in self.shown_times if now - t <= 1.0]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(1e-6, recent[-1] - recent[0])
+
+    @staticmethod
+    def recent(values: collections.deque[float], n: int = 10) -> float:
+        tail = list(values)[-n:]
+        return sum(tail) / len(tail) if tail else 0.0
+
+
+# ------------------------------------------------------------------------------------------ recording
+
+
+class Recorder:
+    """Start/stop recordings of the shown frames with ``restyle-video``'s ``FileSink``.
+
+    Frames keep their capture timestamps (microseconds), shifted so that each recording starts at 0:
+    the file plays in real time at the capture clock, whatever the display rate was.
+    """
+
+    def __init__(self, rate_hint: float | None, info: InfoFn) -> None:
+        self.rate_hint = rate_hint
+        self.info = info
+        self.sink = None
+        self.path: Path | None = None
+        self.started = 0.0
+        self.saved: list[str] = []
+
+    @property
+    def active(self) -> bool:
+        return self.sink is not None
+
+    def start(self, path: Path, overwrite: bool = False) -> None:
+        from fractions import Fraction
+
+        from .sinks import EncoderSettings, FileSink
+
+        rate = Fraction(self.rate_hint).limit_denominator(1001) if self.rate_hint else None
+        # veryfast: the encoder shares the CPU with the model; quality at CRF 20 is still good
+        settings = EncoderSettings(preset="veryfast", crf=20)
+        self.sink = FileSink(path, settings=settings, rate=rate, offset=None, overwrite=overwrite, queue_size=4,
+                             warn=lambda m: self.info(f"warning: {m}"))
+        self.path = path
+        self.started = time.monotonic()
+
+    def write(self, frame: Frame) -> None:
+        if self.sink is not None:
+            self.sink.write(frame)
+
+    def stop(self) -> Path | None:
+        """Finalize the file (flush, trailer, rename into place); returns its path, None if empty."""
+        sink, path = self.sink, self.path
+        self.sink = None
+        if sink is None:
+            return None
+        sink.close()
+        if sink.frames_written == 0:
+            self.info(f"recording {path} had no frames; nothing written")
+            return None
+        self.saved.append(str(path))
+        self.info(f"recording saved: {path} ({sink.frames_written} frames)")
+        return path
+
+    def abort(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.abort()
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+class LiveLoop:
+    """One live session. ``run()`` returns when the user quits, the window closes, the duration is
+    over or the capture ends; it raises worker errors and KeyboardInterrupt after cleaning up."""
+
+    def __init__(
+        self,
+        camera: LatestFrame,
+        stylizer: StylizerLike,
+        styles: Sequence[Style],
+        style_index: int,
+        display: Display,
+        options: LiveOptions,
+        *,
+        state: ViewState | None = None,
+        loader_factory: Callable[[Style], StylizerLike] | None = None,
+        info: InfoFn = lambda m: print(f"restyle-cam: {m}", file=sys.stderr, flush=True),
+    ) -> None:
+        self.camera = camera
+        self.stylizer = stylizer
+        self.styles = list(styles)
+        self.style_index = style_index
+        self.display = display
+        self.opts = options
+        self.info = info
+        self.state = state or ViewState(style_index=style_index, n_styles=len(self.styles))
+        self.loader = StyleLoader(loader_factory) if loader_factory is not None else None
+        self.meter = Meter()
+        self.recorder = Recorder(options.rate_hint or camera.rate, info)
+        self.summary = LiveSummary(style=self._style_name())
+        self.messages: collections.deque[tuple[float, str]] = collections.deque(maxlen=3)
+        self._smoother = None
+        self._frame_size: tuple[int, int] | None = None
+
+    # ----------------------------------------------------------------- helpers
+
+    def _style_name(self) -> str:
+        info = getattr(self.stylizer, "info", None)
+        if info is not None and getattr(info, "style_name", None):
+            return str(info.style_name)
+        return self.styles[self.style_index].name if self.styles else "?"
+
+    def say(self, text: str) -> None:
+        """A message in the overlay for a few seconds, and on stderr."""
+        self.messages.append((time.monotonic(), text))
+        self.info(text)
+
+    def _smoother_for(self, on: bool):  # noqa: ANN202 - realtime.temporal.Smoother
+        if not on:
+            self._smoother = None
+            return None
+        if self._smoother is None:
+            from .temporal import make_smoother
+
+            self._smoother = make_smoother(self.opts.smooth_mode, self.opts.smooth_strength)
+        return self._smoother
+
+    def render(self, frame: Frame) -> tuple[np.ndarray, float]:
+        """The RGB view for this frame (stylized, or original | stylized) and the model's milliseconds."""
+        from .pipeline import blend, preserve_colour
+
+        image = frame.image
+        t0 = time.perf_counter()
+        out = self.stylizer.stylize([image])[0]
+        model_ms = 1000 * (time.perf_counter() - t0)
+        st = self.state
+        if st.preserve_colour:
+            out = preserve_colour(image, out)
+        smoother = self._smoother_for(st.smooth)
+        if smoother is not None:
+            out = smoother.process(image, out)
+        out = blend(image, out, st.strength)
+        if self.opts.compare:
+            out = np.hstack([image, out])
+        return out, model_ms
+
+    def overlay_lines(self, now: float) -> list[str]:
+        st, m, cam = self.state, self.meter, self.camera
+        n = len(self.styles)
+        line1 = f"{self._style_name()}" + (f"  [{self.style_index + 1}/{n}]" if n > 1 else "")
+        if self.loader is not None and self.loader.loading is not None:
+            line1 += f"  loading {self.loader.loading.name}..."
+        lines = [
+            line1,
+            f"{m.fps(now):5.1f} fps shown   model {m.recent(m.model_ms):4.0f} ms   latency {m.recent(m.latency_ms):4.0f} ms",
+            f"dropped {cam.dropped} of {cam.captured}",
+            f"smooth {self.opts.smooth_mode if st.smooth else 'off'}   strength {st.strength:.1f}   colour {'kept' if st.preserve_colour else 'styled'}",
+        ]
+        if self.recorder.active:
+            lines.append(f"REC {now - self.recorder.started:5.1f}s  {self.recorder.path.name}")
+        lines += [text for t, text in self.messages if now - t < 4.0]
+        return lines
+
+    # ----------------------------------------------------------------- commands
+
+    def handle(self, cmd: Command, view_rgb: np.ndarray | None) -> bool:
+        """Apply one command; False means quit."""
+        if cmd.action is Action.QUIT:
+            return False
+        before = self.state
+        self.state = before.apply(cmd)
+        a = cmd.action
+        if a is Action.SCREENSHOT:
+            self.screenshot(view_rgb)
+        elif a is Action.TOGGLE_RECORD:
+            self.toggle_record()
+        elif a is Action.TOGGLE_FULLSCREEN:
+            self.display.set_fullscreen(self.state.fullscreen)
+        elif a is Action.TOGGLE_SMOOTH and self.state.smooth and self._smoother is not None:
+            self._smoother.reset()
+        if self.state.style_index != before.style_index:
+            self.switch_style(self.state.style_index)
+        return True
+
+    def switch_style(self, index: int) -> None:
+        if self.loader is None or not self.styles:
+            return
+        style = self.styles[index]
+        self.say(f"loading style {style.name}...")
+        self.loader.request(style)
+
+    def _collect_style(self) -> None:
+        if self.loader is None:
+            return
+        done = self.loader.poll()
+        if done is None:
+            return
+        style, stylizer, message = done
+        if stylizer is None:
+            text = f"style {style.name} failed to load: {message}"
+            self.summary.style_errors.append(text)
+            self.say(text)
+            # the picture keeps the running style; the selection goes back to it
+            self.state = replace(self.state, style_index=self.style_index)
+            return
+        self.stylizer = stylizer
+        self.style_index = self.styles.index(style) if style in self.styles else self.style_index
+        if self._smoother is not None:
+            self._smoother.reset()  # the previous output is in another style
+        self.summary.style = self._style_name()
+        self.say(f"style {self._style_name()}")
+
+    def screenshot(self, view_rgb: np.ndarray | None) -> Path | None:
+        import cv2
+
+        if view_rgb is None:
+            self.say("no frame to save yet")
+            return None
+        self.opts.save_dir.mkdir(parents=True, exist_ok=True)
+        path = self.opts.save_dir / f"restyle-cam-{_stamp()}.png"
+        # the picture without the overlay: a screenshot is for keeping
+        if not cv2.imwrite(str(path), cv2.cvtColor(view_rgb, cv2.COLOR_RGB2BGR)):
+            self.say(f"could not write {path}")
+            return None
+        self.summary.screenshots.append(str(path))
+        print(f"screenshot: {path}", flush=True)
+        self.messages.append((time.monotonic(), f"saved {path.name}"))
+        return path
+
+    def toggle_record(self) -> None:
+        if self.recorder.active:
+            self.recorder.stop()
+            return
+        path = self.opts.save_dir / f"restyle-cam-{_stamp()}.mp4"
+        try:
+            self.opts.save_dir.mkdir(parents=True, exist_ok=True)
+            self.recorder.start(path)
+        except (RealtimeError, OSError) as exc:
+            self.say(f"cannot record: {exc}")
+            return
+        self.say(f"recording to {path}")
+
+    # ----------------------------------------------------------------- run
+
+    def run(self) -> LiveSummary:
+        t_start = time.monotonic()
+        view: np.ndarray | None = None
+        reason = ""
+        try:
+            if self.opts.output is not None:
+                self.recorder.start(self.opts.output, overwrite=self.opts.overwrite)
+            while True:
+                now = time.monotonic()
+                if self.opts.duration is not None and now - t_start >= self.opts.duration:
+                    reason = f"{self.opts.duration:g} s elapsed"
+                    break
+                self._collect_style()
+                frame = self.camera.get(timeout=0.02)
+                if frame is not None:
+                    taken = time.monotonic()
+                    view, model_ms = self.render(frame)
+                    bgr = view[..., ::-1]
+                    self.display.show(draw_overlay(bgr, self.overlay_lines(taken)) if self.state.overlay else np.ascontiguousarray(bgr))
+                    self.recorder.write(frame.with_image(view))
+                elif self.camera.ended is not None:
+                    reason = self.camera.ended
+                    break
+                key = self.display.poll_key(1)
+                if frame is not None:
+                    # shown: imshow draws on the next event pump, which poll_key just ran
+                    shown = time.monotonic()
+                    captured = self.camera.capture_time(frame)
+                    self.meter.add(shown, model_ms, 1000 * (shown - captured), 1000 * (taken - captured))
+                    self.summary.frames_shown += 1
+                    if self.opts.max_frames is not None and self.summary.frames_shown >= self.opts.max_frames:
+                        reason = f"{self.opts.max_frames} frames shown"
+                        break
+                if self.display.closed():
+                    reason = "window closed"
+                    break
+                cmd = command_for_key(key)
+                if cmd is not None and not self.handle(cmd, view):
+                    reason = "quit"
+                    break
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            self._finish(t_start, reason)
+            raise
+        except BaseException:
+            self._finish(t_start, "failed", failed=True)
+            raise
+        self._finish(t_start, reason)
+        return self.summary
+
+    def _finish(self, t_start: float, reason: str, failed: bool = False) -> None:
+        """Stop capture, finalize a recording (kept even on Ctrl+C or a camera error: it is what the
+        user saw; only a broken encoder discards it), wait for a style load, close the window."""
+        try:
+            self.camera.close()
+        finally:
+            try:
+                if self.recorder.active:
+                    try:
+                        self.recorder.stop()
+                    except BaseException:
+                        self.recorder.abort()
+                        if not failed:
+                            raise
+            finally:
+                if self.loader is not None:
+                    self.loader.close()
+                self.display.close()
+        s = self.summary
+        s.seconds = round(time.monotonic() - t_start, 3)
+        s.captured = self.camera.captured
+        s.dropped = self.camera.dropped
+        s.end_reason = reason
+        s.recordings = list(self.recorder.saved)
+        m = self.meter
+        if m.count > 1 and m.first is not None and m.last is not None and m.last > m.first:
+            s.fps_shown = round((m.count - 1) / (m.last - m.first), 2)
+        if m.model_ms:
+            s.model_ms_median = round(statistics.median(m.model_ms), 1)
+        if m.latency_ms:
+            lat = sorted(m.latency_ms)
+            s.latency_ms_median = round(statistics.median(lat), 1)
+            s.latency_ms_p95 = round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1)
+            s.latency_ms_max = round(m.latency_ms_max, 1)
+            s.age_ms_max = round(m.age_ms_max, 1)
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """``--output`` problems before the camera and model are opened."""
+    from .sinks import container_format
+
+    container_format(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; use --overwrite")
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write in {folder}")
+
+
+__all__ = ["HELP", "LiveLoop", "LiveOptions", "LiveSummary", "NoDisplay", "OpenCVWindow", "StyleLoader",
+           "check_output", "display_problem", "draw_overlay"]

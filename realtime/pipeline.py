@@ -1,0 +1,351 @@
+"""Restyle a video file: decode (thread) -> batch -> stylize -> post (colour, smoothing, scale, blend) ->
+encode with audio (thread).
+
+Everything that can be checked before work starts is checked first (paths, style, device, input), so a
+bad invocation fails in a second and leaves nothing behind. The main thread runs the stateful part in
+order; decoding and encoding overlap with inference in their own threads through bounded queues.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .errors import InputError, Interrupted, OutputError, RealtimeError
+from .frames import Frame
+from .progress import Progress
+from .sinks import EncoderSettings, FileSink, container_format
+from .sources import FileSource, open_input
+
+WarnFn = Callable[[str], None]
+
+
+@dataclass
+class RestyleOptions:
+    """Everything ``restyle-video`` can be asked to do (the CLI fills this from its arguments)."""
+
+    input: Path
+    output: Path
+    style: str | None = None  # name, path to .onnx, or None for the zoo default
+    device: str = "auto"
+    batch: int = 1
+    max_size: int | None = None  # long side at which to stylize; output keeps the input size
+    strength: float = 1.0  # 1: fully stylized, 0: the input
+    preserve_color: bool = False
+    start: float = 0.0
+    duration: float | None = None
+    smooth: str = "off"
+    smooth_strength: float = 0.5
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    overwrite: bool = False
+    audio: bool = True
+    threads: int | None = None  # ONNX Runtime intra-op threads (default: all cores)
+    queue_size: int = 8
+
+
+@dataclass
+class RestyleSummary:
+    """What was done, for ``--json`` and the benchmark."""
+
+    input: str
+    output: str
+    style: str
+    model: str
+    device: str
+    provider: str
+    device_note: str | None  # why "auto" runs on the CPU, when it asked for CUDA
+    frames: int
+    width: int
+    height: int
+    process_width: int
+    process_height: int
+    seconds: float
+    fps: float  # frames / seconds, everything from opening the input to the renamed output
+    fps_after_warmup: float  # the same without the one-off warm-up inference
+    warmup_s: float
+    audio: list[dict[str, object]]
+    warnings: list[str]
+    stages: dict[str, object]
+    smooth: str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except OSError:
+        pass
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
+    """Refuse a run that cannot end well, before any work: input missing, output same as input, output
+    taken, unknown output format, output folder missing or not writable."""
+    if not input_path.exists():
+        raise InputError(f"input {input_path} does not exist")
+    if input_path.is_dir():
+        raise InputError(f"input {input_path} is a folder, not a video file")
+    if _same_file(input_path, output_path):
+        raise OutputError(f"output {output_path} is the input file; choose another name")
+    container_format(output_path)
+    if output_path.is_dir():
+        raise OutputError(f"output {output_path} is a folder")
+    if output_path.exists() or output_path.is_symlink():
+        if not overwrite:
+            raise OutputError(f"output {output_path} exists; use --overwrite to replace it")
+    folder = output_path.parent
+    if not folder.exists():
+        raise OutputError(f"output folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} is not a folder")
+    # os.access() says yes to root and ignores read-only mounts of some kinds; a real file says the truth
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".restyle-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc
+
+
+def processing_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
+    """The (width, height) at which to stylize: the frame size, or scaled so the long side is max_size."""
+    if not max_size or max(width, height) <= max_size:
+        return width, height
+    scale = max_size / max(width, height)
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
+def preserve_colour(content: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """Luminance from the stylized frame, chroma from the input (Gatys et al. 2016, "colour preservation")."""
+    import cv2
+
+    y = cv2.cvtColor(stylized, cv2.COLOR_RGB2YCrCb)
+    c = cv2.cvtColor(content, cv2.COLOR_RGB2YCrCb)
+    c[..., 0] = y[..., 0]
+    return cv2.cvtColor(c, cv2.COLOR_YCrCb2RGB)
+
+
+def blend(original: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:
+    """``strength`` of the stylized frame over the original (both uint8, same size)."""
+    if strength >= 1.0:
+        return stylized
+    if strength <= 0.0:
+        return original
+    import cv2
+
+    return cv2.addWeighted(stylized, float(strength), original, 1.0 - float(strength), 0.0)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    if (w, h) == size:
+        return image
+    shrink = size[0] < w
+    # INTER_AREA for shrinking avoids aliasing the network would turn into texture; bicubic to enlarge
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def batched(frames: Iterable[Frame], n: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for f in frames:
+        batch.append(f)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _make_smoother(mode: str, strength: float):  # noqa: ANN202 - realtime.temporal.Smoother
+    if mode == "off":
+        return None  # "off" must work without importing the temporal module at all
+    try:
+        from .temporal import make_smoother
+    except ImportError as exc:
+        raise RealtimeError(f"--smooth {mode} is not available in this build ({exc})") from exc
+    try:
+        return make_smoother(mode, strength)
+    except ValueError as exc:
+        raise RealtimeError(f"--smooth {mode}: {exc}") from exc
+
+
+def restyle_file(
+    opts: RestyleOptions,
+    *,
+    warn: WarnFn | None = None,
+    info: WarnFn | None = None,
+    progress: bool = True,
+    stylizer=None,  # noqa: ANN001 - a prepared Stylizer (the benchmark reuses one)
+) -> RestyleSummary:
+    """Restyle ``opts.input`` into ``opts.output``. Raises RealtimeError (one line) on expected failures;
+    Ctrl+C becomes ``Interrupted``. On any failure nothing is left under the output name."""
+    from .models import resolve_style
+    from .stylizer import Stylizer
+
+    inp, out = Path(opts.input), Path(opts.output)
+    if opts.batch < 1:
+        raise RealtimeError("--batch must be at least 1")
+    if not 0.0 <= opts.strength <= 1.0:
+        raise RealtimeError("--strength must be between 0 and 1")
+    if opts.start < 0 or (opts.duration is not None and opts.duration <= 0):
+        raise RealtimeError("--start must be >= 0 and --duration > 0")
+    if opts.max_size is not None and opts.max_size < 8:
+        raise RealtimeError("--max-size must be at least 8")
+    check_paths(inp, out, opts.overwrite)
+    opts.encoder.validate()
+    open_input(inp).close()  # "not a video" before the model is loaded (that takes a while)
+
+    warnings: list[str] = []
+    bar: Progress | None = None
+
+    def _warn(msg: str) -> None:
+        warnings.append(msg)
+        if warn is not None:
+            if bar is not None:
+                bar.clear()
+            warn(msg)
+
+    if stylizer is None:
+        style = resolve_style(opts.style)
+        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads)  # type: ignore[arg-type]
+    if info is not None:
+        info(f"{stylizer.describe()}")
+    smoother = _make_smoother(opts.smooth, opts.smooth_strength)
+
+    t_start = time.perf_counter()
+    frames = 0
+    last_time: float | None = None
+    warmup_s = 0.0
+    proc = (0, 0)
+    size = (0, 0)
+    waits = {"decode_wait_s": 0.0, "encode_wait_s": 0.0, "post_s": 0.0}
+    source = FileSource(inp, start=opts.start, duration=opts.duration, queue_size=opts.queue_size, warn=_warn)
+    end = None if opts.duration is None else opts.start + opts.duration
+    try:
+        sink = _make_sink(opts, source, end, _warn)
+    except BaseException:
+        source.close()
+        raise
+    bar = Progress(source.estimated_frames(), label=inp.name, enabled=progress)
+    try:
+        with source, sink:
+            if smoother is not None:
+                smoother.reset()
+            t_wait = time.perf_counter()
+            for batch in batched(source, opts.batch):
+                waits["decode_wait_s"] += time.perf_counter() - t_wait
+                h, w = batch[0].image.shape[:2]
+                if frames == 0:
+                    size = (w, h)
+                    proc = processing_size(w, h, opts.max_size)
+                    warmup_s = stylizer.warmup(proc[1], proc[0], len(batch))
+                contents = [_resize(f.image, proc) for f in batch]
+                styled = stylizer.stylize(contents)
+                for f, content, s in zip(batch, contents, styled):
+                    t0 = time.perf_counter()
+                    if opts.preserve_color:
+                        s = preserve_colour(content, s)
+                    if smoother is not None:
+                        s = smoother.process(content, s)
+                    s = _resize(s, size)
+                    s = blend(f.image, s, opts.strength)
+                    t1 = time.perf_counter()
+                    sink.write(f.with_image(s))
+                    t2 = time.perf_counter()
+                    waits["post_s"] += t1 - t0
+                    waits["encode_wait_s"] += t2 - t1
+                    frames += 1
+                    last_time = f.time
+                    bar.update()
+                t_wait = time.perf_counter()
+            if frames == 0:
+                raise InputError(f"no video frames could be decoded from {inp}" + (
+                    f" between {opts.start:g}s and {end:g}s" if end is not None else ""))
+            if opts.start == 0 and opts.duration is None and not source.truncated:
+                _check_complete(source, frames, last_time, _warn)
+            t_close = time.perf_counter()
+        waits["encode_flush_s"] = time.perf_counter() - t_close
+    except KeyboardInterrupt as exc:
+        bar.abandon()
+        raise Interrupted("interrupted; no output written") from exc
+    except BaseException:
+        bar.abandon()
+        raise
+    bar.close()
+    seconds = time.perf_counter() - t_start
+    stages = stylizer.times.as_dict()
+    stages.update({k: round(v, 4) for k, v in waits.items()})
+    return RestyleSummary(
+        input=str(inp),
+        output=str(out),
+        style=stylizer.info.style_name,
+        model=str(stylizer.path),
+        device=stylizer.device,
+        provider=stylizer.provider,
+        device_note=getattr(stylizer, "fallback", None),
+        frames=frames,
+        width=size[0],
+        height=size[1],
+        process_width=proc[0],
+        process_height=proc[1],
+        seconds=round(seconds, 4),
+        fps=round(frames / seconds, 3) if seconds > 0 else 0.0,
+        fps_after_warmup=round(frames / (seconds - warmup_s), 3) if seconds > warmup_s else 0.0,
+        warmup_s=round(warmup_s, 4),
+        audio=[{"input_index": a.input_index, "codec": a.codec, "mode": a.mode, "packets": a.packets} for a in sink.audio],
+        warnings=warnings,
+        stages=stages,
+        smooth=opts.smooth,
+    )
+
+
+def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn: WarnFn) -> FileSink:
+    info = source.info
+    return FileSink(
+        Path(opts.output),
+        settings=opts.encoder,
+        rate=info.rate,
+        audio_from=Path(opts.input) if (opts.audio and info.audio_indices) else None,
+        audio_start=opts.start,
+        audio_end=end,
+        offset=None if opts.start > 0 else 0.0,  # a cut starts at its first frame; a whole file keeps its times
+        sample_aspect_ratio=_output_sar(info.sample_aspect_ratio, info.rotation),
+        overwrite=opts.overwrite,
+        queue_size=opts.queue_size,
+        warn=warn,
+    )
+
+
+def _check_complete(source: FileSource, frames: int, last_time: float | None, warn: WarnFn) -> None:
+    """Damaged files often just end early without a decoder error: compare with what the header says."""
+    info = source.info
+    name = source.path.name
+    if info.indexed_frames and frames < info.indexed_frames:
+        warn(f"{name}: decoded {frames} of the {info.indexed_frames} frames its index lists (file truncated or damaged?)")
+        return
+    if info.duration and last_time is not None:
+        step = 1.0 / float(info.rate) if info.rate else 0.1
+        end = info.start_time + info.duration
+        if last_time + step < end - max(0.5, 3 * step):
+            warn(f"{name}: video stopped at {last_time:.2f}s of {end:.2f}s (file truncated or damaged?)")
+
+
+def _output_sar(sar: Fraction | None, rotation: int) -> Fraction | None:
+    """Non-square pixels keep their shape; a quarter turn swaps which side is stretched."""
+    if not sar or sar <= 0 or sar == 1:
+        return None
+    return Fraction(1) / Fraction(sar) if rotation % 180 else Fraction(sar)

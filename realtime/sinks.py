@@ -1,0 +1,623 @@
+"""Frame sinks. ``FileSink`` encodes frames with PyAV in a worker thread and copies the audio.
+
+- It opens on the first frame and locks the frame size; frames are encoded with the timestamps they
+  carry (shifted by the trimmed start), so variable-frame-rate input keeps its timing.
+- 4:2:0 and 4:2:2 need even sizes: an odd side is padded by one replicated row/column (with a warning;
+  ``pix_fmt="yuv444p"`` keeps odd sizes exact).
+- Every audio stream of ``audio_from`` is kept: remuxed when the output container takes its codec,
+  otherwise re-encoded to AAC. Audio packets are interleaved with video as it is written, so memory
+  stays bounded however long the file is.
+- The file is written under a temporary name in the output folder and renamed into place only after
+  the trailer is written; on error or Ctrl+C (``__exit__`` with an exception, or ``abort()``) the
+  temporary file is deleted and nothing appears under the output name.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import OutputError, RealtimeError
+from .frames import Frame
+
+WarnFn = Callable[[str], None]
+
+# Output containers we write, by file suffix. Explicit rather than guessed, so an unknown suffix is a
+# clear error before any work instead of an FFmpeg failure after the first frame.
+CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+# Codecs a container lists as supported but that its muxer refuses: vorbis/truehd need "-strict
+# experimental" in MP4/MOV, and raw PCM in MP4 fails when the trailer is written (found by testing).
+_NO_COPY = {"mp4": ("vorbis", "truehd", "pcm_"), "mov": ("vorbis", "truehd")}
+
+
+def container_format(path: str | os.PathLike[str]) -> str:
+    """The FFmpeg muxer for an output file name; OutputError for suffixes we do not write."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        known = ", ".join(sorted(CONTAINERS))
+        raise OutputError(f"cannot write {suffix or 'files without a suffix'}: the output must end in one of {known}")
+    return CONTAINERS[suffix]
+
+
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_CRF_ENCODERS = ("libx264", "libx265", "libvpx", "libaom", "libsvtav1")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Video encoder choices (``--codec``, ``--crf``, ``--preset``, ``--pix-fmt``)."""
+
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    crf: float | None = None
+    preset: str | None = None
+    threads: int = 0  # 0: the encoder's own choice
+
+    def validate(self) -> None:
+        """Open the encoder once on a small frame: a bad codec, pixel format, preset or CRF is reported
+        before any work (an encoder only checks its options when it opens)."""
+        import av
+
+        try:
+            codec = av.Codec(self.codec, "w")
+        except Exception as exc:  # noqa: BLE001 - UnknownCodecError and friends
+            raise OutputError(f"unknown video encoder {self.codec!r}") from exc
+        if codec.type != "video":
+            raise OutputError(f"{self.codec!r} is not a video encoder")
+        try:
+            av.VideoFormat(self.pix_fmt)
+        except (ValueError, TypeError) as exc:
+            raise OutputError(f"unknown pixel format {self.pix_fmt!r}") from exc
+        if self.codec in ("libx264", "libx265") and self.preset is not None and self.preset not in _X26X_PRESETS:
+            # checked here because x264 prints its own complaint to stderr before FFmpeg can catch it
+            raise OutputError(f"unknown {self.codec} preset {self.preset!r}; choose one of {', '.join(_X26X_PRESETS)}")
+        if self.crf is not None and not self.codec.startswith(_CRF_ENCODERS):
+            raise OutputError(f"--crf applies to {', '.join(_CRF_ENCODERS)}, not {self.codec}")
+        try:
+            ctx = av.CodecContext.create(codec)
+            ctx.width, ctx.height = 64, 64
+            ctx.pix_fmt = self.pix_fmt
+            ctx.time_base = Fraction(1, 25)
+            ctx.framerate = Fraction(25)
+            ctx.options = self.options()
+            ctx.open(strict=True)
+        except Exception as exc:  # noqa: BLE001 - FFmpeg reports bad options as a generic open failure
+            raise OutputError(
+                f"the encoder {self.codec} refuses these settings (pix fmt {self.pix_fmt}, options {self.options() or 'none'}): {_short(exc)}"
+            ) from exc
+
+    def options(self) -> dict[str, str]:
+        opts: dict[str, str] = {}
+        if self.crf is not None:
+            opts["crf"] = f"{self.crf:g}"
+        if self.preset is not None:
+            opts["preset"] = self.preset
+        return opts
+
+
+@dataclass
+class AudioReport:
+    """What happened to one input audio stream."""
+
+    input_index: int
+    codec: str
+    mode: str  # "copy" or "aac"
+    packets: int = 0
+
+
+class _End:
+    pass
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _opens_with(settings: "EncoderSettings", width: int, height: int, time_base: Fraction, rate: Fraction) -> bool:
+    """Whether the encoder opens with this time base (tried on a throwaway context)."""
+    import av
+
+    try:
+        ctx = av.CodecContext.create(settings.codec, "w")
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = settings.pix_fmt
+        ctx.time_base = time_base
+        ctx.framerate = rate
+        ctx.options = settings.options()
+        ctx.open()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _aac_layout(layout) -> str:  # noqa: ANN001
+    """A channel layout the AAC encoder takes: the input's, or the default order for its channel count
+    when the input's order is unspecified ("2 channels" from Matroska PCM), stereo when unusual."""
+    n = layout.nb_channels if layout is not None else 2
+    if not 1 <= n <= 8:
+        return "stereo"
+    name = layout.name
+    if "channels" in name:
+        name = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}[n]
+    return name
+
+
+def _header_accepts(fmt: str, stream) -> bool:  # noqa: ANN001
+    """Whether the muxer really takes this stream as-is. ``supported_codecs`` only says a codec tag
+    exists (mp4 lists pcm_s16le but refuses it), so write a header into memory and see."""
+    import io
+
+    import av
+
+    try:
+        with av.open(io.BytesIO(), mode="w", format=fmt) as probe:
+            probe.add_stream_from_template(stream)
+            probe.start_encoding()
+        return True
+    except Exception:  # noqa: BLE001 - any refusal means "re-encode"
+        return False
+
+
+class _AudioCopier:
+    """Reads the audio streams of the input a second time (own demuxer) and writes them into the output,
+    trimmed to [start, end) and shifted by ``offset`` seconds, interleaved as video progresses."""
+
+    def __init__(self, src: Path, out, fmt: str, start: float, end: float | None, offset: float, warn: WarnFn | None) -> None:  # noqa: ANN001
+        import av
+
+        self._av = av
+        self.inp = av.open(str(src), mode="r")
+        self.start, self.end, self.offset = start, end, offset
+        self._warn = warn
+        self.tracks: dict[int, tuple[object, object, AudioReport]] = {}
+        supported = out.supported_codecs
+        in_streams = list(self.inp.streams.audio)
+        for s in in_streams:
+            name = s.codec_context.name
+            copy = name in supported and not name.startswith(_NO_COPY.get(fmt, ())) and _header_accepts(fmt, s)
+            if copy:
+                o = out.add_stream_from_template(s)
+                mode = "copy"
+            else:
+                cc = s.codec_context
+                o = out.add_stream("aac", rate=cc.sample_rate or 48000)
+                o.layout = _aac_layout(cc.layout)
+                mode = "aac"
+            lang = s.metadata.get("language")
+            if lang:
+                o.metadata["language"] = lang
+            self.tracks[s.index] = (s, o, AudioReport(s.index, name, mode))
+        if start > 0 and in_streams:
+            try:
+                self.inp.seek(int(start * 1_000_000), backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                pass  # unseekable: read from the top and drop what lies before start
+        self._packets = self.inp.demux(in_streams) if in_streams else iter(())
+        self._pending = None
+        self._done = not in_streams
+        self._last_dts: dict[int, int] = {}
+        self.errors = 0
+
+    @property
+    def reports(self) -> list[AudioReport]:
+        return [t[2] for t in self.tracks.values()]
+
+    def pump(self, out, until: float | None) -> None:  # noqa: ANN001
+        """Write audio up to output time ``until`` seconds (everything when None)."""
+        av = self._av
+        while not self._done:
+            pkt = self._pending
+            self._pending = None
+            if pkt is None:
+                try:
+                    pkt = next(self._packets)
+                except StopIteration:
+                    self._done = True
+                    break
+                except av.error.FFmpegError as exc:
+                    self._done = True
+                    if self._warn:
+                        self._warn(f"audio: stopped reading at a damaged part: {_short(exc)}")
+                    break
+            if pkt.size == 0 or pkt.pts is None or pkt.time_base is None:
+                continue  # demuxer flush packets; decoders are flushed in finish()
+            t_in = float(pkt.pts * pkt.time_base)
+            if self.end is not None and t_in >= self.end:
+                continue  # past the selected range (other streams may still be behind)
+            if until is not None and t_in - self.offset > until:
+                self._pending = pkt
+                return
+            self._write(out, pkt, t_in)
+
+    def _write(self, out, pkt, t_in: float) -> None:  # noqa: ANN001
+        s, o, rep = self.tracks[pkt.stream.index]
+        if rep.mode == "copy":
+            # keep whole packets that start inside the range (audio packets are ~20 ms)
+            if self.start > 0 and t_in < self.start - 1e-6:
+                return
+            # Decode each copied packet too (audio decodes at hundreds of times real time): a damaged
+            # packet is dropped instead of being carried into an output that then fails to decode.
+            if not self._decodes(s, pkt):
+                return
+            shift = int(round(self.offset / pkt.time_base))
+            pkt.pts -= shift
+            if pkt.dts is not None:
+                pkt.dts -= shift
+                last = self._last_dts.get(s.index)
+                if last is not None and pkt.dts <= last:
+                    self._damaged("audio: dropped a packet with a repeated timestamp")
+                    return  # muxers refuse non-increasing dts; damaged files repeat them
+                self._last_dts[s.index] = pkt.dts
+            pkt.stream = o
+            out.mux(pkt)
+            rep.packets += 1
+            return
+        try:
+            frames = pkt.decode()
+        except self._av.error.FFmpegError as exc:
+            self._damaged(f"audio: skipped undecodable data: {_short(exc)}")
+            return
+        self._encode(out, o, rep, frames)
+
+    def _decodes(self, s, pkt) -> bool:  # noqa: ANN001
+        try:
+            s.codec_context.decode(pkt)
+            return True
+        except self._av.error.FFmpegError as exc:
+            self._damaged(f"audio: dropped an undecodable packet at {float(pkt.pts * pkt.time_base):.2f}s: {_short(exc)}")
+            return False
+
+    def _damaged(self, message: str) -> None:
+        self.errors += 1
+        if self._warn is not None:
+            if self.errors <= 3:
+                self._warn(message)
+            elif self.errors == 4:
+                self._warn("audio: more damaged packets follow; counting them quietly")
+
+    def _encode(self, out, o, rep: AudioReport, frames) -> None:  # noqa: ANN001
+        for af in frames:
+            if af.pts is not None and af.time_base is not None:
+                t = float(af.pts * af.time_base)
+                if t < self.start - 1e-6 or (self.end is not None and t >= self.end):
+                    continue
+                af.pts -= int(round(self.offset / af.time_base))
+            for p in o.encode(af):
+                out.mux(p)
+                rep.packets += 1
+
+    def finish(self, out) -> None:  # noqa: ANN001
+        self.pump(out, None)
+        for s, o, rep in self.tracks.values():
+            if rep.mode != "aac":
+                continue
+            try:
+                self._encode(out, o, rep, s.codec_context.decode(None))
+            except self._av.error.FFmpegError:
+                pass
+            for p in o.encode(None):
+                out.mux(p)
+                rep.packets += 1
+
+    def close(self) -> None:
+        try:
+            self.inp.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class FileSink:
+    """Write frames to a video file: ``with FileSink(path, ...) as sink: sink.write(frame)``.
+
+    Frames carry their own pts and time base; ``offset`` (seconds) is subtracted from every timestamp
+    (video and audio) so that a trimmed output starts at zero; None means "the first frame's time".
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        settings: EncoderSettings = EncoderSettings(),
+        rate: Fraction | None = None,
+        audio_from: str | os.PathLike[str] | None = None,
+        audio_start: float = 0.0,
+        audio_end: float | None = None,
+        offset: float | None = 0.0,
+        sample_aspect_ratio: Fraction | None = None,
+        overwrite: bool = False,
+        queue_size: int = 8,
+        warn: WarnFn | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.format = container_format(self.path)
+        self.settings = settings
+        self.rate = rate
+        self.audio_from = Path(audio_from) if audio_from else None
+        self.audio_start, self.audio_end, self.offset = audio_start, audio_end, offset
+        self.sar = sample_aspect_ratio
+        self.overwrite = overwrite
+        self._warn = warn
+        self._queue: queue.Queue[Frame | _End] = queue.Queue(maxsize=max(1, queue_size))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.tmp_path: Path | None = None
+        self.size: tuple[int, int] | None = None  # (width, height) locked on the first frame
+        self.coded_size: tuple[int, int] | None = None
+        self.frames_written = 0
+        self.audio: list[AudioReport] = []
+        self._container = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    def __enter__(self) -> "FileSink":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: Frame) -> None:
+        """Queue one frame for encoding (blocks while the encoder is behind; raises its error)."""
+        if self._closed:
+            raise RuntimeError("write() after close()")
+        if self._thread is None:
+            self._open(frame)
+        h, w = frame.image.shape[:2]
+        if (w, h) != self.size:
+            raise RealtimeError(f"frame {frame.index} is {w}x{h}, but this output was opened at {self.size[0]}x{self.size[1]}")
+        while True:
+            if self._error is not None or not self._thread.is_alive():
+                self._raise_worker_error()
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Flush the encoder, finish the audio, write the trailer and move the file into place."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None:
+            return  # no frame was written: nothing to finish (the caller reports it)
+        try:
+            while self._thread.is_alive():
+                try:
+                    self._queue.put(_End(), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            while self._thread.is_alive():
+                self._thread.join(timeout=0.1)
+            self._raise_worker_error()
+            self._publish()
+        except BaseException:
+            self.abort()  # also on Ctrl+C while flushing: wait for the worker, then delete the file
+            raise
+
+    def abort(self) -> None:
+        """Stop without finishing; the temporary file is removed and the output name left untouched."""
+        self._closed = True
+        self._stop.set()
+        t = self._thread
+        if t is not None:
+            while t.is_alive():
+                try:
+                    while True:
+                        self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+                t.join(timeout=0.05)
+        self._discard()
+
+    # ------------------------------------------------------------------ opening
+
+    def _open(self, frame: Frame) -> None:
+        import av
+
+        h, w = frame.image.shape[:2]
+        self.size = (w, h)
+        fmt = av.VideoFormat(self.settings.pix_fmt)
+        cw, ch = w, h
+        # subsampled chroma needs even sides: 2*chroma_width(w) > w exactly when w is odd and subsampled
+        if fmt.chroma_width(w) * 2 == w + 1:
+            cw = w + 1
+        if fmt.chroma_height(h) * 2 == h + 1:
+            ch = h + 1
+        if (cw, ch) != (w, h) and self._warn:
+            self._warn(
+                f"{w}x{h} has an odd side, which {self.settings.pix_fmt} cannot store: padded to {cw}x{ch} "
+                "by repeating the edge (use --pix-fmt yuv444p to keep the exact size)"
+            )
+        self.coded_size = (cw, ch)
+        folder = self.path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}", dir=folder)
+            os.close(fd)
+            # mkstemp makes the file private (0600); the finished video gets the permissions any new
+            # file would get (0666 less the umask), as users expect of an output.
+            os.chmod(tmp, 0o666 & ~_current_umask())
+        except OSError as exc:
+            raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
+        self.tmp_path = Path(tmp)
+        try:
+            out = av.open(str(self.tmp_path), mode="w", format=self.format)
+            self._container = out
+            rate = self.rate if self.rate and self.rate > 0 else Fraction(25)
+            rate = Fraction(rate).limit_denominator(100000)
+            try:
+                vs = out.add_stream(self.settings.codec, rate=rate, options=self.settings.options())
+            except Exception as exc:  # noqa: BLE001 - PyAV raises several types for an unknown codec
+                raise OutputError(f"cannot use video codec {self.settings.codec!r}: {_short(exc)}") from exc
+            vs.width, vs.height = cw, ch
+            try:
+                vs.pix_fmt = self.settings.pix_fmt
+            except (ValueError, av.error.FFmpegError) as exc:
+                raise OutputError(f"unknown pixel format {self.settings.pix_fmt!r}") from exc
+            tb = Fraction(frame.time_base or Fraction(1, 90000))
+            if not _opens_with(self.settings, cw, ch, tb, rate):
+                # e.g. MPEG-4 part 2 takes at most 16-bit time bases (phone video uses 1/90000)
+                tb = Fraction(1, 1000)
+                if self._warn:
+                    self._warn(f"{self.settings.codec} cannot use the input's time base; timestamps rounded to 1 ms")
+            # Encode in the input's own time base: timestamps are carried over exactly, not resampled to
+            # a constant rate (variable-frame-rate phone video keeps its timing).
+            vs.time_base = tb
+            vs.codec_context.time_base = tb
+            if self.settings.threads:
+                vs.codec_context.thread_count = self.settings.threads
+            if not av.VideoFormat(self.settings.pix_fmt).is_rgb:
+                # PyAV converts RGB to YUV with the BT.601 matrix in limited range; say so in the stream,
+                # or players guess BT.709 for HD sizes and shift the colours
+                cc = vs.codec_context
+                cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1
+            if self.sar and self.sar > 0 and self.sar != 1:
+                vs.sample_aspect_ratio = self.sar
+            self._video = vs
+            self._tb = Fraction(tb)
+            if self.offset is None:
+                # trimmed output: start at the first kept frame exactly; audio moves by the same amount
+                self.offset = float((frame.pts or 0) * self._tb)
+            self._shift = int(round(self.offset / self._tb))
+            self._last_pts: int | None = None
+            self._audio = None
+            if self.audio_from is not None:
+                self._audio = _AudioCopier(self.audio_from, out, self.format, self.audio_start, self.audio_end, self.offset, self._warn)
+                self.audio = self._audio.reports
+        except BaseException:
+            self._discard()
+            raise
+        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ worker
+
+    def _run(self) -> None:
+        out = self._container
+        finished = False
+        try:
+            while True:
+                if self._stop.is_set():
+                    return
+                try:
+                    item = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if isinstance(item, _End):
+                    break
+                self._encode(out, item)
+            for p in self._video.encode(None):
+                out.mux(p)
+            if self._audio is not None:
+                self._audio.finish(out)
+            finished = True
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._error = exc
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+            try:
+                out.close()
+            except BaseException as exc:  # noqa: BLE001
+                if finished and self._error is None:
+                    self._error = exc
+            self._container = None
+
+    def _encode(self, out, frame: Frame) -> None:  # noqa: ANN001
+        import av
+
+        img = frame.image
+        w, h = self.size
+        cw, ch = self.coded_size
+        if (cw, ch) != (w, h):
+            img = np.pad(img, ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        if frame.time_base is not None and Fraction(frame.time_base) != self._tb:
+            pts = int(round((frame.pts or 0) * Fraction(frame.time_base) / self._tb))
+        else:
+            pts = frame.pts if frame.pts is not None else (self._last_pts + 1 if self._last_pts is not None else 0)
+        pts -= self._shift
+        # encoders and muxers need strictly increasing timestamps; damaged input can repeat one
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        vf.pts = pts
+        vf.time_base = self._tb
+        for p in self._video.encode(vf):
+            out.mux(p)
+        self.frames_written += 1
+        if self._audio is not None:
+            self._audio.pump(out, float(pts * self._tb))
+
+    # ------------------------------------------------------------------ finishing
+
+    def _raise_worker_error(self) -> None:
+        err = self._error
+        if err is None:
+            if self._thread is not None and not self._thread.is_alive() and not self._closed:
+                raise RealtimeError("the encoder stopped unexpectedly")
+            return
+        import av
+
+        if isinstance(err, RealtimeError):
+            raise err
+        if isinstance(err, av.error.FFmpegError):
+            raise OutputError(f"encoding {self.path.name} failed: {_short(err)}") from err
+        raise err
+
+    def _publish(self) -> None:
+        tmp = self.tmp_path
+        assert tmp is not None
+        if self.overwrite:
+            os.replace(tmp, self.path)
+        else:
+            # link() fails if the name was taken meanwhile: never clobber a file that appeared mid-run
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError as exc:
+                raise OutputError(f"{self.path} appeared while working; not overwriting it (use --overwrite)") from exc
+            except OSError:
+                if self.path.exists():
+                    raise OutputError(f"{self.path} exists; use --overwrite") from None
+                os.replace(tmp, self.path)
+            finally:
+                if tmp.exists() and self.path.exists():
+                    tmp.unlink()
+        self.tmp_path = None
+
+    def _discard(self) -> None:
+        c = self._container
+        if c is not None and (self._thread is None or not self._thread.is_alive()):
+            try:
+                c.close()
+            except BaseException:  # noqa: BLE001
+                pass
+            self._container = None
+        if self.tmp_path is not None:
+            try:
+                self.tmp_path.unlink()
+            except FileNotFoundError:
+                pass
+            self.tmp_path = None
+
+
+def _current_umask() -> int:
+    """The process umask (os.umask can only be read by setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

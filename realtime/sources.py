@@ -1,0 +1,407 @@
+"""Frame sources. ``FileSource`` decodes a video file with PyAV in a worker thread.
+
+The file source never drops a frame: its queue is bounded and the decoder blocks when the consumer is
+slower. It opens the file in its constructor, so a missing, unreadable or video-less file fails before
+the first frame. Each frame keeps the decoder's pts and time base, and is turned upright according to
+the stream's rotation metadata (phone videos). Decode errors are counted and reported as warnings:
+a corrupt or truncated file yields what decodes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import InputError
+from .frames import Frame
+
+WarnFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What we know about the input before decoding it."""
+
+    path: Path
+    width: int  # upright (after rotation), in pixels
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int  # counter-clockwise degrees the display applies (0, 90, 180, 270)
+    time_base: Fraction
+    rate: Fraction | None  # average frame rate, when known
+    frames: int | None  # estimated frame count of the whole stream, when known
+    duration: float | None  # seconds
+    start_time: float  # seconds of the stream's first timestamp
+    codec: str
+    pix_fmt: str | None
+    sample_aspect_ratio: Fraction | None
+    video_index: int
+    indexed_frames: int | None = None  # frame count from the container's index (exact when present)
+    audio_indices: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) a player shows, non-square pixels included."""
+        sar = self.sample_aspect_ratio
+        if sar and sar > 0 and sar != 1:
+            if self.rotation % 180:
+                return self.width, int(round(self.height / sar))
+            return int(round(self.width * sar)), self.height
+        return self.width, self.height
+
+
+class _End:
+    """End-of-stream marker; carries the worker's exception when it failed."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def _rotation_of(stream: object, first_frame_rotation: int | None = None) -> int:
+    """Rotation in counter-clockwise degrees, snapped to a quarter turn."""
+    deg: float | None = first_frame_rotation
+    if deg is None:
+        try:
+            deg = float(stream.metadata.get("rotate", 0))  # type: ignore[attr-defined]
+            deg = -deg  # the legacy tag is clockwise
+        except (TypeError, ValueError):
+            deg = 0.0
+    return int(round(deg / 90.0)) % 4 * 90
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate pixels so that the picture is upright (``rotation`` as in ``VideoFrame.rotation``)."""
+    k = (rotation // 90) % 4
+    if k == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=k))
+
+
+def open_input(path: str | os.PathLike[str]):  # -> av.container.InputContainer
+    """Open a media file with PyAV, mapping every failure to a one-line InputError."""
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input {p} does not exist")
+    if p.is_dir():
+        raise InputError(f"input {p} is a folder, not a video file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"input {p} is not readable")
+    try:
+        return av.open(str(p), mode="r")
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{p} is not a video file, or it is damaged ({reason})") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot open {p}: {exc}") from exc
+
+
+def _pick_video_stream(container):  # noqa: ANN001 - PyAV types
+    for s in container.streams.video:
+        # cover art in music files is a one-picture "video" stream; it is not a video
+        if s.disposition & s.disposition.__class__.attached_pic:
+            continue
+        if s.codec_context is None or not s.codec_context.width:
+            continue
+        return s
+    return None
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read the container header (no decoding beyond what the demuxer already did)."""
+    container = open_input(path)
+    try:
+        return _info(Path(path), container)
+    finally:
+        container.close()
+
+
+def _info(path: Path, container) -> VideoInfo:  # noqa: ANN001
+    vs = _pick_video_stream(container)
+    if vs is None:
+        raise InputError(f"{path} has no video stream")
+    cc = vs.codec_context
+    rotation = _rotation_from_side_data(vs)
+    w, h = cc.width, cc.height
+    if rotation % 180:
+        w, h = h, w
+    tb = vs.time_base or Fraction(1, 90000)
+    rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+    duration = None
+    if vs.duration and vs.time_base:
+        duration = float(vs.duration * vs.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000
+    frames = vs.frames or None
+    if not frames and duration and rate:
+        frames = int(round(duration * float(rate)))
+    start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+    return VideoInfo(
+        path=path,
+        width=w,
+        height=h,
+        coded_width=cc.width,
+        coded_height=cc.height,
+        rotation=rotation,
+        time_base=Fraction(tb),
+        rate=Fraction(rate) if rate else None,
+        frames=frames,
+        duration=duration,
+        start_time=start,
+        codec=cc.name,
+        pix_fmt=cc.pix_fmt,
+        sample_aspect_ratio=vs.sample_aspect_ratio,
+        video_index=vs.index,
+        indexed_frames=vs.frames or None,
+        audio_indices=tuple(a.index for a in container.streams.audio),
+    )
+
+
+def _rotation_from_side_data(vs) -> int:  # noqa: ANN001
+    """The stream's display-matrix rotation. PyAV exposes it on decoded frames (``frame.rotation``);
+    at probe time we fall back to the legacy ``rotate`` tag. The source re-checks on the first frame."""
+    return _rotation_of(vs)
+
+
+class FileSource:
+    """Iterate the frames of a video file, decoded in a thread: ``with FileSource(p) as src: for f in src``.
+
+    ``start`` / ``duration`` (seconds) select a part: the source seeks near ``start`` and drops the
+    frames before it. Frames are RGB uint8, upright. ``warnings`` lists what went wrong while decoding.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        start: float = 0.0,
+        duration: float | None = None,
+        queue_size: int = 8,
+        warn: WarnFn | None = None,
+        decoder_threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self.start = max(0.0, float(start))
+        self.end = None if duration is None else self.start + float(duration)
+        self.container = open_input(self.path)
+        try:
+            self.info = _info(self.path, self.container)
+            self.stream = self.container.streams[self.info.video_index]
+            if self.info.duration is not None and self.start >= self.info.duration + 1e-3 and self.start > 0:
+                raise InputError(f"--start {self.start:g}s is past the end of {self.path.name} ({self.info.duration:.2f}s)")
+            cc = self.stream.codec_context
+            cc.thread_type = "AUTO"  # frame + slice threads: decoding keeps pace with the network
+            if decoder_threads:
+                cc.thread_count = decoder_threads
+        except BaseException:
+            self.container.close()
+            raise
+        self.warnings: list[str] = []
+        self.decode_errors = 0
+        self.truncated = False
+        self.frames_out = 0
+        self._warn = warn
+        self._queue: queue.Queue[Frame | _End] = queue.Queue(maxsize=max(1, queue_size))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done = False
+
+    # ------------------------------------------------------------------ context and iteration
+
+    def __enter__(self) -> "FileSource":
+        self._start_thread()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="decode", daemon=True)
+            self._thread.start()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._start_thread()
+        while True:
+            item = self._get()
+            if isinstance(item, _End):
+                self._done = True
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def _get(self) -> Frame | _End:
+        # A timeout loop instead of a bare get(): keeps the main thread responsive to Ctrl+C and
+        # notices a worker that died without managing to post its end marker.
+        while True:
+            try:
+                return self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._thread is not None and not self._thread.is_alive() and self._queue.empty():
+                    return _End(RuntimeError("decoder thread ended without an end-of-stream marker"))
+
+    def estimated_frames(self) -> int | None:
+        """Frames this source will likely yield (for progress and ETA); None when unknown."""
+        info = self.info
+        if info.frames is None or not info.rate:
+            return info.frames if self.start == 0 and self.end is None else None
+        total = info.frames
+        begin = int(round((self.start) * float(info.rate)))
+        if self.end is not None:
+            total = min(total, int(math.ceil(self.end * float(info.rate))))
+        return max(0, total - begin)
+
+    def close(self) -> None:
+        """Stop the worker (also mid-stream) and release the file."""
+        self._stop.set()
+        t = self._thread
+        if t is not None:
+            # drain so a worker blocked on a full queue sees the stop flag
+            while t.is_alive():
+                try:
+                    while True:
+                        self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+                t.join(timeout=0.05)
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - closing a half-read file must not mask the real error
+            pass
+
+    # ------------------------------------------------------------------ worker
+
+    def _put(self, item: Frame | _End) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _note(self, message: str) -> None:
+        self.warnings.append(message)
+        if self._warn is not None:
+            self._warn(message)
+
+    def _run(self) -> None:
+        import av
+
+        error: BaseException | None = None
+        try:
+            self._decode_all(av)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            error = exc
+        finally:
+            if self._stop.is_set():
+                try:
+                    self._queue.put_nowait(_End(error))
+                except queue.Full:
+                    pass
+            else:
+                self._put(_End(error))
+
+    def _decode_all(self, av) -> None:  # noqa: ANN001
+        vs = self.stream
+        tb = Fraction(vs.time_base)
+        if self.start > 0:
+            target = int(self.start / tb) + (vs.start_time or 0)
+            try:
+                self.container.seek(target, stream=vs, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                # not seekable: decode from the beginning and drop frames before start
+                self.container.close()
+                self.container = open_input(self.path)
+                self.stream = vs = self.container.streams[self.info.video_index]
+        eps = float(tb) / 2
+        state = {"last_pts": None, "step": None, "rotation": None}
+        stop_early = False
+        try:
+            for packet in self.container.demux(vs):
+                if self._stop.is_set():
+                    return
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:
+                    # one damaged packet: skip it, keep decoding (the decoder resyncs on the next one)
+                    self._decode_error(exc)
+                    continue
+                for vf in frames:
+                    if not self._emit(vf, tb, eps, state):
+                        stop_early = True
+                        break
+                if stop_early:
+                    return
+        except av.error.FFmpegError as exc:
+            # a demuxer error mid-file: the file is truncated or damaged here; keep what we have
+            self.truncated = True
+            self._note(f"{self.path.name}: stopped reading at frame {self.frames_out}: {_short(exc)} (file truncated or damaged?)")
+            try:
+                for vf in vs.codec_context.decode(None):
+                    if not self._emit(vf, tb, eps, state):
+                        break
+            except av.error.FFmpegError:
+                pass
+
+    def _decode_error(self, exc: BaseException) -> None:
+        self.decode_errors += 1
+        if self.decode_errors <= 3:
+            self._note(f"{self.path.name}: skipped undecodable data after frame {self.frames_out}: {_short(exc)}")
+        elif self.decode_errors == 4:
+            self._note(f"{self.path.name}: more decode errors follow; counting them quietly")
+
+    def _emit(self, vf, tb: Fraction, eps: float, state: dict) -> bool:  # noqa: ANN001
+        """Convert and queue one decoded frame; False when the requested range has ended."""
+        pts = vf.pts
+        if pts is None:
+            # no timestamp (some AVI/raw streams): continue from the last one at the nominal rate
+            pts = _guess_next_pts(state, tb, self.info.rate)
+        elif state["last_pts"] is not None:
+            step = pts - state["last_pts"]
+            if step > 0:
+                state["step"] = step
+        state["last_pts"] = pts
+        t = float(pts * tb)
+        if t + eps < self.start:
+            return True
+        if self.end is not None and t + eps >= self.end:
+            return False
+        if state["rotation"] is None:
+            try:
+                state["rotation"] = _rotation_of(None, int(round(vf.rotation)))
+            except Exception:  # noqa: BLE001 - older PyAV without frame.rotation
+                state["rotation"] = self.info.rotation
+        image = vf.to_ndarray(format="rgb24")
+        image = upright(image, state["rotation"])
+        frame = Frame(index=self.frames_out, image=image, pts=int(pts), time_base=tb)
+        if self._put(frame):
+            self.frames_out += 1
+            return True
+        return False
+
+
+def _guess_next_pts(state: dict, tb: Fraction, rate: Fraction | None) -> int:
+    last = state["last_pts"]
+    if last is None:
+        return 0
+    step = state["step"]
+    if step is None:
+        step = max(1, int(round(1 / (float(rate) * tb)))) if rate else 1
+    return last + step
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,301 @@
+"""The stylizer: one ONNX Runtime session for one style model.
+
+It reads the model's own metadata (style name, pixel range, layout; see ``realtime.modelmeta``) rather
+than assuming, picks the execution provider and *checks* which one really runs (ONNX Runtime silently
+falls back to CPU when the CUDA provider cannot load), pads frames by reflection to the model's size
+multiple and crops back, runs batches of frames per call, and keeps per-stage timings.
+
+onnxruntime is imported only here, so the rest of the package (and ``--help``) stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from . import modelmeta
+from .errors import DeviceError, ModelError
+
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model says about itself (its ONNX metadata), with the contract's defaults filled in."""
+
+    style_name: str
+    input_range: tuple[float, float]
+    layout: str
+    channels: str
+    size_multiple: int
+    tier: str
+    metadata: dict[str, str]
+
+    @property
+    def scale(self) -> float:
+        """Multiply uint8 pixels by this to get model input (1/255 for "0,1", 1 for "0,255")."""
+        return (self.input_range[1] - self.input_range[0]) / 255.0
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage and frames that went through it (for per-stage frames/s)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0})
+    frames: int = 0
+    calls: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"frames": self.frames, "calls": self.calls}
+        for name, s in self.seconds.items():
+            out[f"{name}_s"] = round(s, 4)
+            out[f"{name}_ms_per_frame"] = round(1000.0 * s / self.frames, 3) if self.frames else None
+        return out
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respects affinity / container limits where the OS reports them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ModelError(f"model metadata input_range {text!r} is not 'low,high'") from exc
+    if hi <= lo:
+        raise ModelError(f"model metadata input_range {text!r} is empty")
+    return lo, hi
+
+
+def _read_onnx_header(path: Path) -> None:
+    """Refuse obviously wrong files with a clear message before ONNX Runtime produces a long one."""
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    # An ONNX file is a protobuf ModelProto; its first field is ir_version (tag 0x08). Text, images
+    # and empty files fail this cheap test; anything subtler is caught when the session is built.
+    if len(head) < 2 or head[0] != 0x08:
+        raise ModelError(f"{path} is not an ONNX model")
+
+
+class Stylizer:
+    """Runs one style model on batches of RGB uint8 frames and returns RGB uint8 frames of the same size.
+
+    ``device`` is "auto" (CUDA when its provider really loads, else CPU), "cpu" or "cuda" (an error
+    when CUDA cannot run). ``provider`` and ``device`` attributes say what actually runs.
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str], device: Device = "auto", threads: int | None = None) -> None:
+        import onnxruntime as ort  # kept local: only the stylizer needs it
+
+        self.path = Path(model_path)
+        if device not in DEVICES:
+            raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        _read_onnx_header(self.path)
+
+        opts = ort.SessionOptions()
+        # Decode and encode run in their own threads but are light next to the network; the network
+        # gets every core for its intra-op parallelism and no inter-op pool (the graph is a chain).
+        opts.intra_op_num_threads = threads or cpu_count()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spin-waiting between ops: the ops of this net are long convolutions (wake-up latency is
+        # negligible), while spinning workers would take the few cores the decode/encode threads need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ORT logs a provider-load failure as an error before it falls back; we detect the fallback
+        # ourselves and say it in one line, so keep its logger quiet.
+        opts.log_severity_level = 3
+
+        available = ort.get_available_providers()
+        want_cuda = device in ("auto", "cuda") and _CUDA in available
+        if device == "cuda" and _CUDA not in available:
+            raise DeviceError(
+                "--device cuda: this ONNX Runtime build has no CUDA provider "
+                f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
+            )
+        providers: list[object] = [_CPU]
+        if want_cuda:
+            providers = [(_CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), _CPU]
+
+        prev_severity = None
+        try:
+            if want_cuda:
+                # the fallback message comes from the default logger, not the session's
+                prev_severity = 3
+                ort.set_default_logger_severity(4)
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...)
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "protobuf" in text.lower() or "INVALID_PROTOBUF" in text or "Load model" in text:
+                raise ModelError(f"{self.path} is not a valid ONNX model ({text[:200]})") from exc
+            raise ModelError(f"cannot load model {self.path}: {text[:300]}") from exc
+        finally:
+            if prev_severity is not None:
+                ort.set_default_logger_severity(prev_severity)
+
+        self.provider: str = self.session.get_providers()[0]
+        if device == "cuda" and self.provider != _CUDA:
+            raise DeviceError(
+                "--device cuda: ONNX Runtime could not load its CUDA provider (no GPU, or CUDA/cuDNN "
+                "libraries missing); use --device cpu or --device auto"
+            )
+        self.device: str = "cuda" if self.provider == _CUDA else "cpu"
+        # "auto" asked for CUDA and ORT fell back silently: say so, users expect the GPU otherwise
+        self.fallback: str | None = (
+            "the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)" if want_cuda and self.device == "cpu" else None
+        )
+        self.info: ModelInfo = self._read_metadata()
+        self.times = StageTimes()
+        self._warm_shapes: set[tuple[int, int, int]] = set()
+        self._ort = ort
+
+    # ---------------------------------------------------------------- metadata and signature
+
+    def _read_metadata(self) -> ModelInfo:
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        if len(inputs) != 1 or inputs[0].name != modelmeta.INPUT_NAME:
+            names = ", ".join(i.name for i in inputs)
+            raise ModelError(f"{self.path.name}: expected one input named {modelmeta.INPUT_NAME!r}, found: {names}")
+        if not outputs or outputs[0].name != modelmeta.OUTPUT_NAME:
+            names = ", ".join(o.name for o in outputs)
+            raise ModelError(f"{self.path.name}: expected an output named {modelmeta.OUTPUT_NAME!r}, found: {names}")
+        shape = inputs[0].shape
+        if len(shape) != 4:
+            raise ModelError(f"{self.path.name}: input shape {shape} is not N×3×H×W")
+        if shape[1] not in (3, "3") and not (isinstance(shape[1], str) or shape[1] is None):
+            raise ModelError(f"{self.path.name}: input has {shape[1]} channels; a style model takes 3 (RGB)")
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"{self.path.name}: input type {inputs[0].type}; expected tensor(float)")
+        for dim, label in ((shape[2], "height"), (shape[3], "width")):
+            if isinstance(dim, int) and dim > 0:
+                raise ModelError(f"{self.path.name}: input {label} is fixed at {dim}; export with dynamic H and W")
+
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        get = lambda key: meta.get(key) or modelmeta.DEFAULTS.get(key, "")  # noqa: E731
+        layout = get(modelmeta.LAYOUT).upper()
+        channels = get(modelmeta.CHANNELS).upper()
+        if layout != "NCHW":
+            raise ModelError(f"{self.path.name}: layout {layout} is not supported (NCHW only)")
+        if channels not in ("RGB", "BGR"):
+            raise ModelError(f"{self.path.name}: channels {channels} is not supported (RGB or BGR)")
+        try:
+            multiple = max(1, int(get(modelmeta.SIZE_MULTIPLE)))
+        except ValueError as exc:
+            raise ModelError(f"{self.path.name}: size_multiple {get(modelmeta.SIZE_MULTIPLE)!r} is not an integer") from exc
+        return ModelInfo(
+            style_name=meta.get(modelmeta.STYLE_NAME) or self.path.stem,
+            input_range=_parse_range(get(modelmeta.INPUT_RANGE)),
+            layout=layout,
+            channels=channels,
+            size_multiple=multiple,
+            tier=get(modelmeta.TIER),
+            metadata=meta,
+        )
+
+    # ---------------------------------------------------------------- pre / run / post
+
+    def padding(self, height: int, width: int) -> tuple[int, int]:
+        """Rows and columns added (bottom, right) to reach the model's size multiple."""
+        m = self.info.size_multiple
+        return (-height) % m, (-width) % m
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """HxWx3 uint8 RGB frames (all one size) -> padded float32 NCHW batch in the model's range."""
+        h, w = images[0].shape[:2]
+        ph, pw = self.padding(h, w)
+        batch = np.stack(images, axis=0)
+        if ph or pw:
+            # Reflection keeps the padded border looking like the picture (no dark seam leaking into the
+            # convolutions); it needs the pad to be smaller than the side, so tiny frames use edge copy.
+            mode = "reflect" if (ph < h and pw < w) else "edge"
+            batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+        if self.info.channels == "BGR":
+            batch = batch[..., ::-1]
+        x = batch.transpose(0, 3, 1, 2).astype(np.float32)
+        lo = self.info.input_range[0]
+        x *= np.float32(self.info.scale)
+        if lo:
+            x += np.float32(lo)
+        return np.ascontiguousarray(x)
+
+    def postprocess(self, y: np.ndarray, height: int, width: int) -> list[np.ndarray]:
+        """float32 NCHW model output -> list of HxWx3 uint8 RGB, cropped back to the frame size."""
+        lo = self.info.input_range[0]
+        if lo:
+            y = y - np.float32(lo)
+        y = y[:, :, :height, :width] * np.float32(1.0 / self.info.scale)
+        if self.info.channels == "BGR":
+            y = y[:, ::-1]
+        out = np.clip(y, 0.0, 255.0, out=y if y.flags.writeable else None)
+        out = np.rint(out).astype(np.uint8).transpose(0, 2, 3, 1)
+        return [np.ascontiguousarray(img) for img in out]
+
+    def run_tensor(self, x: np.ndarray) -> np.ndarray:
+        """One inference call on a prepared NCHW float32 batch (IO binding on CUDA)."""
+        if self.device == "cuda":
+            io = self.session.io_binding()
+            io.bind_cpu_input(modelmeta.INPUT_NAME, x)
+            io.bind_output(modelmeta.OUTPUT_NAME, "cuda")
+            self.session.run_with_iobinding(io)
+            return io.copy_outputs_to_cpu()[0]
+        return self.session.run([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x})[0]
+
+    def warmup(self, height: int, width: int, batch: int = 1) -> float:
+        """Run once at this frame size so allocation / kernel selection is not billed to the first frame.
+
+        Returns the seconds it took; a size already warmed is skipped.
+        """
+        ph, pw = self.padding(height, width)
+        key = (batch, height + ph, width + pw)
+        if key in self._warm_shapes:
+            return 0.0
+        t0 = time.perf_counter()
+        self.run_tensor(np.zeros((batch, 3, height + ph, width + pw), np.float32))
+        self._warm_shapes.add(key)
+        return time.perf_counter() - t0
+
+    def stylize(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Stylize a batch of same-size HxWx3 uint8 RGB frames; returns frames of the same size."""
+        if not images:
+            return []
+        h, w = images[0].shape[:2]
+        for img in images:
+            if img.shape != (h, w, 3) or img.dtype != np.uint8:
+                raise ValueError(f"frames in a batch must all be {h}x{w}x3 uint8, got {img.shape} {img.dtype}")
+        t0 = time.perf_counter()
+        x = self.preprocess(images)
+        t1 = time.perf_counter()
+        y = self.run_tensor(x)
+        t2 = time.perf_counter()
+        if y.ndim != 4 or y.shape[0] != len(images) or y.shape[1] != 3 or y.shape[2] < h or y.shape[3] < w:
+            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match input {tuple(x.shape)}")
+        out = self.postprocess(y, h, w)
+        t3 = time.perf_counter()
+        s = self.times.seconds
+        s["preprocess"] += t1 - t0
+        s["inference"] += t2 - t1
+        s["postprocess"] += t3 - t2
+        self.times.frames += len(images)
+        self.times.calls += 1
+        return out
+
+    def describe(self) -> str:
+        """One line for the user: which style on which device."""
+        text = f"style {self.info.style_name!r} on {self.device.upper()} ({self.provider})"
+        return f"{text}; {self.fallback}" if self.fallback else text
