@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from .workers import drain_and_join
 from .errors import OutputError, RealtimeError
 from .frames import Frame
 
@@ -414,15 +415,7 @@ class FileSink:
         """Stop without finishing; the temporary file is removed and the output name left untouched."""
         self._closed = True
         self._stop.set()
-        t = self._thread
-        if t is not None:
-            while t.is_alive():
-                try:
-                    while True:
-                        self._queue.get_nowait()
-                except queue.Empty:
-                    pass
-                t.join(timeout=0.05)
+        drain_and_join(self._thread, self._queue)
         self._discard()
 
     # ------------------------------------------------------------------ opening

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .workers import drain_and_join
 from .errors import InputError
 from .frames import Frame
 
@@ -265,16 +266,7 @@ class FileSource:
     def close(self) -> None:
         """Stop the worker (also mid-stream) and release the file."""
         self._stop.set()
-        t = self._thread
-        if t is not None:
-            # drain so a worker blocked on a full queue sees the stop flag
-            while t.is_alive():
-                try:
-                    while True:
-                        self._queue.get_nowait()
-                except queue.Empty:
-                    pass
-                t.join(timeout=0.05)
+        drain_and_join(self._thread, self._queue)
         try:
             self.container.close()
         except Exception:  # noqa: BLE001 - closing a half-read file must not mask the real error
