@@ -158,8 +158,14 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
     from .live import LiveLoop, LiveOptions, NoDisplay, OpenCVWindow
     from .stylizer import Stylizer
 
-    reader = open_reader(args.camera, args.size, args.loop)
-    display = None
+    # The window first: importing PyAV (the file source) before OpenCV's Qt window exists hung
+    # namedWindow under Xvfb in our tests (suspected clash of the libraries bundled in the two wheels).
+    display = NoDisplay() if args.no_window else OpenCVWindow()
+    try:
+        reader = open_reader(args.camera, args.size, args.loop)
+    except BaseException:
+        display.close()
+        raise
     try:
         size = args.size or reader.frame_size
         stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads)  # type: ignore[arg-type]
@@ -172,10 +178,10 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
             s.warmup(size[1], size[0])  # here, not on the first live frame: no freeze when it arrives
             return s
 
-        display = NoDisplay() if args.no_window else OpenCVWindow()
     except BaseException:
         reader.interrupt()
         reader.close()
+        display.close()
         raise
     state = ViewState(style_index=index, n_styles=len(styles), smooth=args.smooth != "off", strength=args.strength,
                       preserve_colour=args.preserve_color, overlay=not args.no_overlay)

@@ -120,9 +120,19 @@ def test_window_keys_screenshot_and_quit(xvfb: str, tmp_path: Path, tiny_model: 
         wid = found[-1]
         # no window manager under Xvfb: give the window the keyboard focus directly
         _xdotool(xvfb, "windowfocus", "--sync", wid)
-        time.sleep(1.0)  # a few frames through the model
-        _xdotool(xvfb, "key", "--window", wid, "space")
-        _wait_for(lambda: "screenshot:" in stdout.read_text(), 120, "the screenshot line", proc)
+        presses = {"last": 0.0}
+
+        def screenshot_taken() -> bool:
+            if "screenshot:" in stdout.read_text():
+                return True
+            # press space again every few seconds: before the first frame is shown it only says
+            # "no frame to save yet" (model warm-up can take a while on a loaded machine)
+            if time.monotonic() - presses["last"] > 3.0:
+                _xdotool(xvfb, "key", "--window", wid, "space")
+                presses["last"] = time.monotonic()
+            return False
+
+        _wait_for(screenshot_taken, 120, "the screenshot line", proc)
         _xdotool(xvfb, "key", "--window", wid, "q")
         code = proc.wait(timeout=120)
     finally:
