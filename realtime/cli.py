@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import Interrupted, RealtimeError
 
@@ -86,7 +86,8 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _list_styles() -> int:
+def print_styles() -> int:
+    """Print the installed styles, one a line (name, "(default)", path), for --list-styles."""
     from .models import default_style, list_styles
 
     styles = list_styles()
@@ -118,7 +119,7 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
     parser = build_restyle_parser()
     args = parser.parse_args(argv)
     if args.list_styles:
-        return _list_styles()
+        return print_styles()
     if args.input is None or args.output is None:
         parser.error("the input and output files are required")
     opts = RestyleOptions(
@@ -156,23 +157,23 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def restyle_video_main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point of ``restyle-video``."""
+def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None,
+                    interrupted_message: str = "interrupted") -> int:
+    """Run a command-line front end: expected errors become one line ``PROG: error: ...`` and an exit code
+    (1, 2 for usage, 130 for Ctrl+C); a second Ctrl+C during cleanup is ignored. Exits when ``argv`` is
+    None (a console script), returns the code otherwise (tests)."""
     previous = None
     try:
         previous = signal.signal(signal.SIGINT, _interrupt_once)
     except ValueError:
         pass  # not the main thread (e.g. called from a test runner thread): keep the default handler
     try:
-        code = restyle_video(argv)
-    except Interrupted as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        code = exc.exit_code
+        code = command(argv)
     except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        print(f"{prog}: {interrupted_message}", file=sys.stderr)
         code = Interrupted.exit_code
     except RealtimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         code = exc.exit_code
     except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
@@ -185,6 +186,11 @@ def restyle_video_main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def restyle_video_main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``restyle-video``."""
+    return run_entry_point(PROG, restyle_video, argv, "error: interrupted")
 
 
 def main() -> None:

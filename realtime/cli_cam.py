@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .errors import Interrupted, RealtimeError
+from .errors import RealtimeError
 
 PROG = "restyle-cam"
 
@@ -100,13 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _interrupt_once(signum, frame) -> None:  # noqa: ANN001
-    # The first Ctrl+C unwinds the loop (which finalizes the recording); later ones are ignored so
-    # they cannot interrupt that.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def restyle_cam(argv: Sequence[str] | None = None) -> int:
     """Run ``restyle-cam``; returns the exit code (RealtimeError is raised to the caller)."""
     parser = build_parser()
@@ -118,9 +110,9 @@ def restyle_cam(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
     if args.list_styles:
-        from .cli import _list_styles
+        from .cli import print_styles
 
-        return _list_styles()
+        return print_styles()
     if args.list_cameras:
         from .camera import available_cameras
 
@@ -213,30 +205,9 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``restyle-cam``."""
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, _interrupt_once)
-    except ValueError:
-        pass  # not the main thread (a test runner thread): keep the default handler
-    try:
-        code = restyle_cam(argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (any recording was saved)", file=sys.stderr)
-        code = Interrupted.exit_code
-    except RealtimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        if previous is not None:
-            try:
-                signal.signal(signal.SIGINT, previous)
-            except ValueError:
-                pass
-    if argv is None:
-        sys.exit(code)
-    return code
+    from .cli import run_entry_point
+
+    return run_entry_point(PROG, restyle_cam, argv, "interrupted (any recording was saved)")
 
 
 if __name__ == "__main__":
