@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .argtypes import positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 
 PROG = "restyle-video"
@@ -32,26 +33,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
 def build_restyle_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -64,17 +45,17 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when it really loads, else CPU (default); cuda: fail if it cannot run")
-    p.add_argument("--batch", type=_positive_int, default=1, help="frames per inference call (default 1)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the network (default: all cores)")
-    p.add_argument("--max-size", type=_positive_int, default=None, metavar="PIXELS",
+    p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call (default 1)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
+    p.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
                    help="stylize at this long side and scale back to the input size (faster, coarser strokes)")
-    p.add_argument("--strength", type=_unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
+    p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--start", type=_seconds, default=0.0, help="start at this time (seconds or [h:]m:s)")
     p.add_argument("--duration", type=_seconds, default=None, help="process this many seconds")
     p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
                    help="temporal smoothing against flicker (default off)")
-    p.add_argument("--smooth-strength", type=_unit_float, default=0.5, help="weight of the previous output (default 0.5)")
+    p.add_argument("--smooth-strength", type=unit_float, default=0.5, help="weight of the previous output (default 0.5)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=float, default=None, help="encoder quality, lower is better (libx264 default 23)")
     p.add_argument("--preset", default=None, help="encoder speed preset (libx264: ultrafast ... veryslow)")

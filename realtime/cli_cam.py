@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from .argtypes import positive_float, positive_int, unit_float
 from .errors import RealtimeError
 
 PROG = "restyle-cam"
@@ -34,36 +35,6 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .controls import HELP
 
@@ -80,20 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--list-cameras", action="store_true", help="list camera indices that open and exit")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the network (default: all cores)")
-    p.add_argument("--batch", type=_positive_int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
+    p.add_argument("--batch", type=positive_int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--compare", action="store_true", help="show original | stylized side by side")
-    p.add_argument("--strength", type=_unit, default=1.0, help="blend with the original: 1 full style (default), 0 none")
+    p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style (default), 0 none")
     p.add_argument("--preserve-color", action="store_true", help="start with the input's colours kept (key c)")
     p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
                    help="temporal smoothing at start (default off); key s toggles it (flow when started off)")
-    p.add_argument("--smooth-strength", type=_unit, default=0.5, help="weight of the previous output (default 0.5)")
+    p.add_argument("--smooth-strength", type=unit_float, default=0.5, help="weight of the previous output (default 0.5)")
     p.add_argument("--no-overlay", action="store_true", help="start with the overlay hidden (key h)")
     p.add_argument("--no-window", action="store_true", help="no display: for servers and tests (with --output)")
     p.add_argument("--output", "-o", type=Path, default=None, help="record the shown frames to this file from the start")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace --output if it exists")
     p.add_argument("--save-dir", type=Path, default=Path("."), help="folder for screenshots (space) and recordings (r)")
-    p.add_argument("--duration", type=_positive, default=None, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print a JSON summary (frames/s, latency, drops) on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no information lines")
     return p

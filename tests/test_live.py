@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av

@@ -7,7 +7,6 @@ Prints one table (median seconds per iteration after one warm-up iteration).
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path

@@ -70,8 +70,7 @@ class VGG16Features(nn.Module):
         super().__init__()
         self.features = _build_features()
         if state_dict is not None:
-            missing = self.features.load_state_dict(state_dict, strict=True)
-            del missing
+            self.features.load_state_dict(state_dict, strict=True)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
