@@ -447,19 +447,15 @@ class LiveLoop:
 
     def render(self, frame: Frame) -> tuple[np.ndarray, float]:
         """The RGB view for this frame (stylized, or original | stylized) and the model's milliseconds."""
-        from .pipeline import blend, preserve_colour
+        from .pipeline import finish_frame
 
         image = frame.image
         t0 = time.perf_counter()
         out = self.stylizer.stylize([image])[0]
         model_ms = 1000 * (time.perf_counter() - t0)
         st = self.state
-        if st.preserve_colour:
-            out = preserve_colour(image, out)
-        smoother = self._smoother_for(st.smooth)
-        if smoother is not None:
-            out = smoother.process(image, out)
-        out = blend(image, out, st.strength)
+        out = finish_frame(image, image, out, preserve_color=st.preserve_colour, smoother=self._smoother_for(st.smooth),
+                           strength=st.strength)
         if self.opts.compare:
             out = np.hstack([image, out])
         return out, model_ms

@@ -159,6 +159,20 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def finish_frame(original: np.ndarray, content: np.ndarray, stylized: np.ndarray, *, preserve_color: bool,
+                 smoother: object | None, strength: float) -> np.ndarray:
+    """What follows the network for every frame, files and live alike: colour preservation and smoothing
+    at the processing size (``content`` is the input at that size), then back to the original's size and
+    blended with it at ``strength``."""
+    out = stylized
+    if preserve_color:
+        out = preserve_colour(content, out)
+    if smoother is not None:
+        out = smoother.process(content, out)  # type: ignore[attr-defined]
+    out = _resize(out, (original.shape[1], original.shape[0]))
+    return blend(original, out, strength)
+
+
 def batched(frames: Iterable[Frame], n: int) -> Iterator[list[Frame]]:
     batch: list[Frame] = []
     for f in frames:
@@ -257,12 +271,8 @@ def restyle_file(
                 styled = stylizer.stylize(contents)
                 for f, content, s in zip(batch, contents, styled):
                     t0 = time.perf_counter()
-                    if opts.preserve_color:
-                        s = preserve_colour(content, s)
-                    if smoother is not None:
-                        s = smoother.process(content, s)
-                    s = _resize(s, size)
-                    s = blend(f.image, s, opts.strength)
+                    s = finish_frame(f.image, content, s, preserve_color=opts.preserve_color, smoother=smoother,
+                                     strength=opts.strength)
                     t1 = time.perf_counter()
                     sink.write(f.with_image(s))
                     t2 = time.perf_counter()
