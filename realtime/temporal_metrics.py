@@ -26,6 +26,7 @@ after fast motion or a cut can be looked at, not just the mean.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -79,10 +80,15 @@ def _to_unit_float(image: np.ndarray) -> np.ndarray:
     return np.asarray(image, np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def _dis() -> "cv2.DISOpticalFlow":
+    # One instance for every pair: calc() with no initial flow keeps no state between calls.
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
 def _flow(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return dis.calc(a, b, None)
+        return _dis().calc(a, b, None)
     if method == "farneback":
         return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
     raise ValueError(f"unknown flow method {method!r}; use 'dis' or 'farneback'")
