@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from .argtypes import positive_int, unit_float
 from .errors import Interrupted, RealtimeError
+from .models import TIER_CHOICES
 
 PROG = "restyle-video"
 
@@ -43,6 +44,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("output", nargs="?", type=Path, help="output video file (.mp4, .mov, .mkv, .m4v, .avi)")
     p.add_argument("--style", "-s", help="style name or path to an .onnx model (default: the zoo's default)")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
+    p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when it really loads, else CPU (default); cuda: fail if it cannot run")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call (default 1)")
@@ -55,7 +57,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_seconds, default=None, help="process this many seconds")
     p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
                    help="temporal smoothing against flicker (default off)")
-    p.add_argument("--smooth-strength", type=unit_float, default=0.5, help="weight of the previous output (default 0.5)")
+    p.add_argument("--smooth-strength", type=unit_float, default=0.8, help="weight of the previous output where it is trusted (default 0.8)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=float, default=None, help="encoder quality, lower is better (libx264 default 23)")
     p.add_argument("--preset", default=None, help="encoder speed preset (libx264: ultrafast ... veryslow)")
@@ -68,8 +70,8 @@ def build_restyle_parser() -> argparse.ArgumentParser:
 
 
 def print_styles() -> int:
-    """Print the installed styles, one a line (name, "(default)", path), for --list-styles."""
-    from .models import default_style, list_styles
+    """Print the installed styles, one a line (name, "(default)", tiers, path), for --list-styles."""
+    from .models import default_style, list_styles, tiers_of
 
     styles = list_styles()
     try:
@@ -81,7 +83,7 @@ def print_styles() -> int:
         return 0
     for s in styles:
         mark = " (default)" if s.name == default else ""
-        print(f"{s.name}{mark}\t{s.path}")
+        print(f"{s.name}{mark}\t{'+'.join(tiers_of(s.name))}\t{s.path}")
     return 0
 
 
@@ -107,6 +109,7 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
         input=args.input,
         output=args.output,
         style=args.style,
+        tier=args.tier,
         device=args.device,
         batch=args.batch,
         max_size=args.max_size,

@@ -14,6 +14,7 @@ from typing import NoReturn, Sequence
 
 from .argtypes import positive_float, positive_int, unit_float
 from .errors import RealtimeError
+from .models import TIER_CHOICES
 
 PROG = "restyle-cam"
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", "-s", help="style name or .onnx file (default: the zoo's default); n/p/1-9 switch live")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--list-cameras", action="store_true", help="list camera indices that open and exit")
+    p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
     p.add_argument("--batch", type=positive_int, default=1, help=argparse.SUPPRESS)
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="start with the input's colours kept (key c)")
     p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
                    help="temporal smoothing at start (default off); key s toggles it (flow when started off)")
-    p.add_argument("--smooth-strength", type=unit_float, default=0.5, help="weight of the previous output (default 0.5)")
+    p.add_argument("--smooth-strength", type=unit_float, default=0.8, help="weight of the previous output where it is trusted (default 0.8)")
     p.add_argument("--no-overlay", action="store_true", help="start with the overlay hidden (key h)")
     p.add_argument("--no-window", action="store_true", help="no display: for servers and tests (with --output)")
     p.add_argument("--output", "-o", type=Path, default=None, help="record the shown frames to this file from the start")
@@ -104,10 +106,11 @@ def restyle_cam(argv: Sequence[str] | None = None) -> int:
     if args.output is not None:
         check_output(args.output, args.overwrite)
 
-    from .models import list_styles, resolve_style
+    from .models import list_styles, resolve_style_for_device
 
-    start = resolve_style(args.style)  # an unknown style fails before the camera opens
-    styles = list_styles()
+    # An unknown style fails before the camera opens. Switching styles live stays in the start's tier.
+    start = resolve_style_for_device(args.style, args.tier, args.device)
+    styles = list_styles(start.tier)
     index = next((i for i, s in enumerate(styles) if s.path.resolve() == start.path.resolve()), None)
     if index is None:
         styles.insert(0, start)

@@ -43,7 +43,7 @@ class StylizerLike(Protocol):
 class LiveOptions:
     compare: bool = False  # original | stylized side by side
     smooth_mode: str = "flow"  # what "smoothing on" means
-    smooth_strength: float = 0.5
+    smooth_strength: float = 0.8
     output: Path | None = None  # record from the start to this file
     overwrite: bool = False
     save_dir: Path = Path(".")  # screenshots and recordings started with "r"

@@ -1,7 +1,9 @@
 """The model zoo: style models shipped in ``trained/`` (package ``realtime.trained``) plus an optional
 extra folder named by the environment variable ``REALTIME_MODELS_DIR``.
 
-A style is ``<name>.onnx`` (with its training record ``<name>.json`` beside it). The default style is
+A style is ``<name>.onnx`` (with its training record ``<name>.json`` beside it), in one or both tiers:
+``full`` (the folder itself; Johnson et al.'s network, for a GPU) and ``fast`` (its ``fast/`` subfolder;
+the real-time CPU network). ``--tier auto`` picks fast when the model will run on the CPU. The default style is
 the one named by ``zoo.json`` ``{"default": "<name>"}``; a ``zoo.json`` in ``REALTIME_MODELS_DIR``
 takes precedence over the shipped one, so tests and users can pick their own default.
 """
@@ -17,6 +19,9 @@ from .errors import ModelError
 
 ENV_DIR = "REALTIME_MODELS_DIR"
 ZOO_FILE = "zoo.json"
+TIERS: tuple[str, ...] = ("full", "fast")
+TIER_CHOICES: tuple[str, ...] = ("auto", *TIERS)
+TIER_FOLDERS = {"full": ".", "fast": "fast"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class Style:
     name: str
     path: Path
     origin: str  # "shipped", "extra" (REALTIME_MODELS_DIR) or "file" (a path given by the user)
+    tier: str = "full"  # for a file: "full" unless it sits in a folder named fast/
 
     @property
     def record(self) -> Path:
@@ -61,17 +67,50 @@ def extra_dir() -> Path | None:
     return path
 
 
-def _scan(folder: Path | None, origin: str) -> dict[str, Style]:
+def _scan(folder: Path | None, origin: str) -> dict[tuple[str, str], Style]:
     if folder is None:
         return {}
-    return {p.stem: Style(p.stem, p, origin) for p in sorted(folder.glob("*.onnx")) if p.is_file()}
+    found = {}
+    for tier, sub in TIER_FOLDERS.items():
+        for p in sorted((folder / sub).glob("*.onnx")):
+            if p.is_file():
+                found[(p.stem, tier)] = Style(p.stem, p, origin, tier)
+    return found
 
 
-def list_styles() -> list[Style]:
-    """Every installed style, by name; an extra-folder model shadows a shipped one of the same name."""
+def _installed() -> dict[tuple[str, str], Style]:
+    """(name, tier) → Style; an extra-folder model shadows a shipped one of the same name and tier."""
     styles = _scan(shipped_dir(), "shipped")
     styles.update(_scan(extra_dir(), "extra"))
-    return [styles[k] for k in sorted(styles)]
+    return styles
+
+
+def list_styles(tier: str = "full") -> list[Style]:
+    """Every installed style, one per name, sorted: in ``tier`` where the style has it, else its other tier."""
+    if tier not in TIERS:
+        raise ModelError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    installed = _installed()
+    out = []
+    for name in sorted({n for n, _ in installed}):
+        order = [tier] + [t for t in TIERS if t != tier]
+        out.append(next(installed[(name, t)] for t in order if (name, t) in installed))
+    return out
+
+
+def tiers_of(name: str) -> list[str]:
+    """The tiers in which style ``name`` is installed."""
+    installed = _installed()
+    return [t for t in TIERS if (name, t) in installed]
+
+
+def pick_tier(tier: str, device: str, cuda_usable) -> str:  # noqa: ANN001 - cuda_usable: () -> bool
+    """``full``/``fast`` as asked; ``auto``: full when the model will run on CUDA, fast on the CPU
+    (``cuda_usable`` is only called for device auto/cuda, as probing CUDA takes a moment)."""
+    if tier not in TIER_CHOICES:
+        raise ModelError(f"unknown tier {tier!r}; choose one of {', '.join(TIER_CHOICES)}")
+    if tier != "auto":
+        return tier
+    return "full" if device != "cpu" and cuda_usable() else "fast"
 
 
 def _zoo_default(folder: Path | None) -> str | None:
@@ -87,9 +126,9 @@ def _zoo_default(folder: Path | None) -> str | None:
     return str(value) if value else None
 
 
-def default_style() -> Style:
-    """The zoo's default style, or an error that says none is installed."""
-    styles = {s.name: s for s in list_styles()}
+def default_style(tier: str = "full") -> Style:
+    """The zoo's default style (in ``tier`` where installed), or an error that says none is installed."""
+    styles = {s.name: s for s in list_styles(tier)}
     name = _zoo_default(extra_dir()) or _zoo_default(shipped_dir())
     if name is None:
         if not styles:
@@ -105,10 +144,11 @@ def default_style() -> Style:
     return styles[name]
 
 
-def resolve_style(spec: str | os.PathLike[str] | None) -> Style:
-    """A style by name (``candy``), by path (``my/model.onnx``), or the default when ``spec`` is None."""
+def resolve_style(spec: str | os.PathLike[str] | None, tier: str = "full") -> Style:
+    """A style by name (``candy``, in ``tier`` where installed, else its other tier), by path
+    (``my/model.onnx``; the tier does not apply), or the default when ``spec`` is None."""
     if spec is None or str(spec) == "":
-        return default_style()
+        return default_style(tier)
     text = str(spec)
     looks_like_path = text.endswith(".onnx") or os.sep in text or (os.altsep and os.altsep in text)
     if looks_like_path or (Path(text).is_file() and not text.isidentifier()):
@@ -117,9 +157,20 @@ def resolve_style(spec: str | os.PathLike[str] | None) -> Style:
             raise ModelError(f"model file {text} does not exist")
         if not path.is_file():
             raise ModelError(f"model path {text} is not a file")
-        return Style(path.stem, path, "file")
-    styles = {s.name: s for s in list_styles()}
+        return Style(path.stem, path, "file", "fast" if path.parent.name == "fast" else "full")
+    styles = {s.name: s for s in list_styles(tier)}
     if text in styles:
         return styles[text]
     known = ", ".join(styles) if styles else "none installed"
     raise ModelError(f"unknown style {text!r} (available: {known})")
+
+
+def resolve_style_for_device(spec: str | os.PathLike[str] | None, tier: str, device: str) -> Style:
+    """The style to run on ``device``: ``tier`` auto means fast on the CPU, full on CUDA."""
+
+    def probe() -> bool:
+        from .stylizer import cuda_usable
+
+        return cuda_usable(str(resolve_style(spec, "fast").path))
+
+    return resolve_style(spec, pick_tier(tier, device, probe))

@@ -34,6 +34,7 @@ class RestyleOptions:
     input: Path
     output: Path
     style: str | None = None  # name, path to .onnx, or None for the zoo default
+    tier: str = "auto"  # auto (fast on CPU, full on CUDA), full or fast; a path to .onnx ignores it
     device: str = "auto"
     batch: int = 1
     max_size: int | None = None  # long side at which to stylize; output keeps the input size
@@ -42,7 +43,7 @@ class RestyleOptions:
     start: float = 0.0
     duration: float | None = None
     smooth: str = "off"
-    smooth_strength: float = 0.5
+    smooth_strength: float = 0.8
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     overwrite: bool = False
     audio: bool = True
@@ -207,7 +208,7 @@ def restyle_file(
 ) -> RestyleSummary:
     """Restyle ``opts.input`` into ``opts.output``. Raises RealtimeError (one line) on expected failures;
     Ctrl+C becomes ``Interrupted``. On any failure nothing is left under the output name."""
-    from .models import resolve_style
+    from .models import resolve_style_for_device
     from .stylizer import Stylizer
 
     inp, out = Path(opts.input), Path(opts.output)
@@ -234,7 +235,7 @@ def restyle_file(
             warn(msg)
 
     if stylizer is None:
-        style = resolve_style(opts.style)
+        style = resolve_style_for_device(opts.style, opts.tier, opts.device)
         stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads)  # type: ignore[arg-type]
     if info is not None:
         info(f"{stylizer.describe()}")

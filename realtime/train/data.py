@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ class CropDataset:
     ``crop × s`` with s drawn uniformly from ``scale`` (scale jitter: the network sees objects at several
     sizes), then cropped at a random place and flipped left-right half of the time."""
 
-    def __init__(self, folder: str | Path, crop: int, scale: tuple[float, float] = (1.0, 2.0), cache_short_side: int = 512):
+    def __init__(self, folder: str | Path, crop: int, scale: tuple[float, float] = (1.0, 2.0), cache_short_side: int = 512,
+                 teacher: Callable[[np.ndarray], np.ndarray] | None = None):
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError(f"training data folder not found: {folder}")
@@ -48,21 +50,31 @@ class CropDataset:
             self.images.append(im)
         if not self.images:
             raise DataError(f"no readable images in {folder}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
+        # Distillation targets: the teacher's stylization of each cached photo, computed once, cropped
+        # and flipped together with the photo.
+        self.targets: list[Image.Image] | None = None
+        if teacher is not None:
+            self.targets = [Image.fromarray(teacher(np.asarray(im))) for im in self.images]
 
     def __len__(self) -> int:
         return len(self.images)
 
     def sample(self, rng: random.Random) -> torch.Tensor:
-        im = self.images[rng.randrange(len(self.images))]
+        """One crop, 3×crop×crop in [0, 1]; with a teacher, 6 channels: the photo, then its target."""
+        i = rng.randrange(len(self.images))
+        im = self.images[i]
+        pair = [im] if self.targets is None else [im, self.targets[i]]
         s = rng.uniform(*self.scale)
         short = self.crop * s
         f = short / min(im.size)
         w, h = max(self.crop, round(im.width * f)), max(self.crop, round(im.height * f))
-        im = im.resize((w, h), Image.BILINEAR)
         x, y = rng.randrange(w - self.crop + 1), rng.randrange(h - self.crop + 1)
-        a = np.asarray(im.crop((x, y, x + self.crop, y + self.crop)), dtype=np.float32) / 255.0
-        if rng.random() < 0.5:
-            a = a[:, ::-1]
+        flip = rng.random() < 0.5
+        out = []
+        for p in pair:
+            a = np.asarray(p.resize((w, h), Image.BILINEAR).crop((x, y, x + self.crop, y + self.crop)), dtype=np.float32) / 255.0
+            out.append(a[:, ::-1] if flip else a)
+        a = np.concatenate(out, axis=2)
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
     def batch(self, rng: random.Random, size: int) -> torch.Tensor:

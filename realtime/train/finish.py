@@ -23,7 +23,7 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     model = result.model.eval().float().cpu()
     onnx_path = result.run_dir / f"{cfg.name}.onnx"
     meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
-                          tier="fast" if cfg.width < 32 or cfg.depth < 5 else "full")
+                          tier=cfg.arch)
     diff = export_onnx(model, onnx_path, meta, log=log)
 
     def stylize(x: torch.Tensor) -> torch.Tensor:

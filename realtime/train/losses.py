@@ -80,3 +80,13 @@ def warp(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gy = (ys + flow[:, 1].to(images.device)) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack([gx, gy], dim=-1).to(images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def distill_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 to the teacher's output on pixels and on horizontal/vertical differences: the gradient term
+    keeps the student's strokes as sharp as the teacher's (pixel L1 alone settles for a blur)."""
+    def grads(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return t[..., :, 1:] - t[..., :, :-1], t[..., 1:, :] - t[..., :-1, :]
+
+    (yx, yy), (tx, ty) = grads(y), grads(target)
+    return F.l1_loss(y, target) + F.l1_loss(yx, tx) + F.l1_loss(yy, ty)

@@ -67,6 +67,80 @@ class TransformNet(nn.Module):
         return self.decoder(self.residuals(self.encoder(x))) * self.output_scale
 
 
+class SeparableResidualBlock(nn.Module):
+    """Residual block of two depthwise-separable 3×3 convolutions (MobileNet style) with one instance norm:
+    a ninth of the multiply-adds of a dense block, and one normalisation instead of two because each
+    InstanceNormalization is a layout change plus two passes over memory in ONNX Runtime on CPU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        c = channels
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1), nn.InstanceNorm2d(c, affine=True), nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _icnr_(conv: nn.Conv2d, factor: int) -> None:
+    """ICNR initialisation (Aitken et al. 2017): every sub-pixel of a pixel-shuffle output starts as a
+    copy of the same kernel, so a fresh network upsamples like nearest-neighbour: no checkerboard."""
+    out = conv.out_channels // (factor * factor)
+    w = torch.empty(out, conv.in_channels // conv.groups, *conv.kernel_size)
+    nn.init.kaiming_normal_(w)
+    with torch.no_grad():
+        conv.weight.copy_(w.repeat_interleave(factor * factor, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[::factor * factor].repeat_interleave(factor * factor))
+
+
+class FastTransformNet(nn.Module):
+    """The fast tier, chosen by timing candidates with ONNX Runtime on 2 CPU cores (tools/bench.py):
+    two stride-2 3×3 convolutions take the image to quarter resolution, where ``depth`` separable residual
+    blocks of ``width`` channels do the work; the decoder reduces channels *before* upsampling (1×1 conv
+    + pixel shuffle to half resolution, 3×3 conv to 12 channels + pixel shuffle to full), so nothing but
+    the input and the 3-channel output exists at full resolution. Zero padding inside: ONNX Runtime's Pad
+    op copies the tensor, which cost more than the convolutions here; the stylizer reflection-pads the
+    frame itself and training (distilled from the full tier) teaches the borders."""
+
+    size_multiple = 4
+    # The same reasoning as TransformNet.output_scale, scaled to this decoder: its last convolution sums
+    # 8×9 = 72 terms where the full net's sums 32×81 = 2592, so at 1/255 each Adam step moved the output
+    # 36× less and distillation crawled (loss 0.43 → 0.40 in 100 steps). 1/8 restores about the full
+    # net's step; the 0.5 offset starts the output at mid-grey instead of black.
+    output_scale = 1.0 / 8.0
+    output_offset = 0.5
+
+    def __init__(self, width: int = 64, depth: int = 4):
+        super().__init__()
+        self.width, self.depth = width, depth
+        half = max(4, width // 8)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, half, 3, 2, 1), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True),
+            nn.Conv2d(half, width, 3, 2, 1), nn.InstanceNorm2d(width, affine=True), nn.ReLU(inplace=True),
+        )
+        self.residuals = nn.Sequential(*[SeparableResidualBlock(width) for _ in range(depth)])
+        up1, up2 = nn.Conv2d(width, 4 * half, 1), nn.Conv2d(half, 12, 3, padding=1)
+        _icnr_(up1, 2)
+        _icnr_(up2, 2)
+        self.decoder = nn.Sequential(
+            up1, nn.PixelShuffle(2), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True), up2, nn.PixelShuffle(2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.residuals(self.encoder(x))) * self.output_scale + self.output_offset
+
+
+ARCHS = {"full": TransformNet, "fast": FastTransformNet}
+
+
+def build_model(arch: str, width: int, depth: int) -> nn.Module:
+    """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable)."""
+    return ARCHS[arch](width, depth)
+
+
 def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
     """Multiply-accumulates per input pixel, counted with forward hooks on a size×size input."""
     total = 0

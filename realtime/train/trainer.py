@@ -29,8 +29,8 @@ from . import TRAINER_VERSION
 from .config import TrainConfig
 from .data import CropDataset
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
-from .losses import content_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
-from .model import TransformNet
+from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
+from .model import build_model
 from .vgg import VGG16Features, load_vgg
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -39,7 +39,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 @dataclass
 class TrainResult:
     run_dir: Path
-    model: TransformNet
+    model: nn.Module
     iterations: int
     seconds: float
     final_losses: dict[str, float]
@@ -130,18 +130,35 @@ class Trainer:
 
         torch.manual_seed(config.seed + self.rank)
         self.rng = random.Random(config.seed + self.rank)
-        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max))
+        teacher = None
+        if config.distill_weight > 0:
+            from realtime.stylizer import Stylizer
+
+            teacher_model = Stylizer(config.teacher, device="cuda" if self.device.type == "cuda" else "cpu")
+            teacher = lambda image: teacher_model.stylize([image])[0]  # noqa: E731
+            self.progress(f"[{config.name}] computing the teacher's targets ({Path(config.teacher).name}) on the training photos")
+        # With a teacher the photos are cached at the largest crop scale, so the targets are the
+        # teacher's output at the resolution the crops come from.
+        cache = int(config.crop * config.scale_max) if teacher else 512
+        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache, teacher=teacher)
         self.vgg = (vgg or load_vgg(config.vgg_weights or None)).to(self.device)
         style = to_tensor(resize_long_side(open_rgb(config.style_image), config.style_size)).to(self.device)
         self.style_sha256 = file_sha256(config.style_image)
         self.style_grams = target_grams(self.vgg, style, list(config.style_layer_weights))
 
-        self.model = TransformNet(config.width, config.depth).to(self.device)
+        self.model = build_model(config.arch, config.width, config.depth).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "amp" and self.device.type == "cuda")
         self.iteration = 0
         self.seconds = 0.0
         self.history: list[dict[str, float]] = []
+        if checkpoint is None and config.init:
+            start = torch.load(config.init, map_location="cpu", weights_only=False)
+            saved = start.get("config", {})
+            if (saved.get("arch", "full"), saved.get("width"), saved.get("depth")) != (config.arch, config.width, config.depth):
+                raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
+                                f"depth {saved.get('depth')}; this run builds {config.arch} {config.width}/{config.depth}")
+            self.model.load_state_dict(start["model"])
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -170,17 +187,23 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         c = self.config
-        x = self.data.batch(self.rng, c.batch).to(self.device)
+        xt = self.data.batch(self.rng, c.batch).to(self.device)
+        x, target = xt[:, :3], xt[:, 3:]
+        zero = torch.zeros((), device=self.device)
         with _autocast(self.precision, self.device):
             y = self.net(x)
-            layers = sorted(set(c.content_layers) | set(c.style_layer_weights))
-            fy = self.vgg(y, layers)
-            with torch.no_grad():
-                fx = self.vgg(x, c.content_layers)
-            l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
-            l_style = c.style_weight * style_loss(fy, self.style_grams, c.style_layer_weights)
+            l_content, l_style, l_distill = zero, zero, zero
+            if c.content_weight > 0 or c.style_weight > 0:  # a pure distillation run needs no VGG pass
+                layers = sorted(set(c.content_layers) | set(c.style_layer_weights))
+                fy = self.vgg(y, layers)
+                with torch.no_grad():
+                    fx = self.vgg(x, c.content_layers)
+                l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
+                l_style = c.style_weight * style_loss(fy, self.style_grams, c.style_layer_weights)
             l_tv = c.tv_weight * total_variation(y.float())
-            total = l_content + l_style + l_tv
+            if c.distill_weight > 0:
+                l_distill = c.distill_weight * distill_loss(y.float(), target)
+            total = l_content + l_style + l_tv + l_distill
             l_temporal = torch.zeros((), device=self.device)
             if c.temporal_weight > 0:
                 # Wang et al. 2020: a still crop warped by a random smooth flow (plus a little noise)
@@ -194,7 +217,7 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        values = {"total": total, "content": l_content, "style": l_style, "tv": l_tv, "temporal": l_temporal}
+        values = {"total": total, "content": l_content, "style": l_style, "tv": l_tv, "temporal": l_temporal, "distill": l_distill}
         return {k: float(v.detach()) for k, v in values.items()}
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -265,6 +288,7 @@ class Trainer:
                         self.progress(
                             f"[{c.name}] {self.iteration}/{c.iterations} total {mean['total']:.4g} content {mean['content']:.4g} "
                             f"style {mean['style']:.4g} tv {mean['tv']:.3g}" + (f" temporal {mean['temporal']:.3g}" if c.temporal_weight else "")
+                            + (f" distill {mean['distill']:.4g}" if c.distill_weight else "")
                             + f" | {rate:.2f} it/s, {1 / max(rate, 1e-9):.2f} s/it, ETA {eta / 60:.1f} min"
                         )
                 if self.is_main and self.iteration % c.checkpoint_every == 0:
@@ -299,8 +323,9 @@ def plot_curves(history: list[dict[str, float]], size: tuple[int, int] = (900, 4
     img = np.full((h, w, 3), 255, np.uint8)
     left, right, top, bottom = 60, 120, 20, 40
     its = np.array([r["iteration"] for r in history], dtype=float)
-    keys = [k for k in ("total", "content", "style", "tv", "temporal") if any(r.get(k, 0) > 0 for r in history)]
-    colours = {"total": (0, 0, 0), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44), "temporal": (148, 103, 189)}
+    keys = [k for k in ("total", "content", "style", "tv", "temporal", "distill") if any(r.get(k, 0) > 0 for r in history)]
+    colours = {"total": (0, 0, 0), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44), "temporal": (148, 103, 189),
+               "distill": (255, 127, 14)}
     vals = np.array([[max(r.get(k, 0.0), 1e-12) for k in keys] for r in history])
     lv = np.log10(vals)
     lo, hi = float(lv.min()), float(lv.max()) + 1e-9
