@@ -1,20 +1,28 @@
-"""Style and content distances (definitions in ../shared/DESIGN.md) of shipped or given style models over a
-folder of photos, with the unstylized input as the reference row. Runs the exported ONNX file through the
-runtime stylizer, i.e. exactly what users get.
+"""Style and content distances (definitions in ../shared/DESIGN.md) of style models over a folder of photos,
+with two reference rows per painting: the unstylized input, and the optimisation result (Gatys et al.,
+``realtime.train.optimize``) with the objective the model was trained with. Models run as exported ONNX
+files through the runtime stylizer, i.e. exactly what users get.
 
-    python tools/evaluate.py --photos ../shared/data/content/val --styles ../shared/data/styles [MODEL ...]
+    python tools/evaluate.py [MODEL ...] [--photos DIR] [--styles DIR] [--opt-photos 1] [--opt-iterations 300]
 
-MODEL is a zoo name or an .onnx path (default: every shipped style). The style image of a model is found
-in --styles by the file name its training record (or metadata) gives.
+MODEL is a zoo name (every installed tier of it) or an .onnx path; default: the whole zoo, both tiers where
+installed. A model's painting is found in --styles by the file name its training record gives
+(``style_image``), and its Gram targets use the record's ``settings.style_size``.
+
+The optimisation is slow on a CPU (one L-BFGS iteration is a VGG16 forward and backward pass at
+--opt-size), so it runs on the first --opt-photos photos only; the columns "first N" give every row's
+means over those same photos, so that the reference compares like with like. --opt-photos 0 skips it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,43 +30,122 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from realtime.models import list_styles, resolve_style  # noqa: E402
+from realtime.errors import RealtimeError  # noqa: E402
+from realtime.models import Style, list_styles, resolve_style, tiers_of  # noqa: E402
 from realtime.stylizer import Stylizer  # noqa: E402
-from realtime.train.evaluate import EVAL_LONG_SIDE, evaluate_folder, load_style_grams  # noqa: E402
-from realtime.train.images import to_uint8  # noqa: E402
+from realtime.train.evaluate import (EVAL_LONG_SIDE, evaluate_photos, load_style_grams,  # noqa: E402
+                                     optimization_method, summarise)
+from realtime.train.images import list_images, open_rgb, to_uint8  # noqa: E402
+from realtime.train.optimize import OptimizeSettings, pick_device  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
 
+SHARED = ROOT.parent / "shared" / "data"
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*")
-    p.add_argument("--photos", required=True)
-    p.add_argument("--styles", required=True, help="folder of the style paintings")
-    p.add_argument("--long-side", type=int, default=EVAL_LONG_SIDE)
-    a = p.parse_args()
-    vgg = load_vgg()
-    styles = [resolve_style(m) for m in a.models] if a.models else list_styles()
-    print(f"photos: {a.photos} (long side {a.long_side}); style distance = Σ_l mean (G_l(y) − G_l(style))², "
-          "content distance = mean (relu3_3(y) − relu3_3(x))²")
-    print(f"{'style':<20} {'row':<10} {'style dist':>12} {'content dist':>13} {'s/photo':>8}")
+
+@dataclass
+class Painting:
+    """The models of one painting, and the training record whose objective the references use."""
+
+    image: Path
+    models: list[Style] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _record(style: Style) -> dict[str, Any]:
+    try:
+        return json.loads(style.record.read_text()) if style.record.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _styles(specs: list[str]) -> list[Style]:
+    if not specs:
+        return [resolve_style(s.name, t) for s in list_styles() for t in tiers_of(s.name)]
+    out = []
+    for spec in specs:
+        first = resolve_style(spec)
+        out += [first] if first.origin == "file" else [resolve_style(spec, t) for t in tiers_of(spec)]
+    return out
+
+
+def group_by_painting(styles: list[Style], styles_dir: Path) -> dict[str, Painting]:
+    """Paintings by file name. The references take the objective of a record that has one: a distilled
+    (fast) model's record has zero style weight, its teacher's (the full tier's) has the real one."""
+    groups: dict[str, Painting] = {}
     for style in styles:
-        record = json.loads(style.record.read_text()) if style.record.is_file() else {}
+        record = _record(style)
         settings = record.get("settings", {})
-        image = Path(a.styles) / record.get("style_image", Path(settings.get("style_image", style.name + ".jpg")).name)
-        grams = load_style_grams(vgg, image, settings.get("style_size", 384))
-        stylizer = Stylizer(style.path, device="auto")
+        name = record.get("style_image") or Path(settings.get("style_image") or f"{style.name}.jpg").name
+        group = groups.setdefault(name, Painting(styles_dir / name))
+        group.models.append(style)
+        if settings.get("style_weight", 0) > 0 and (not group.settings or style.tier == "full"):
+            group.settings = settings
+    return groups
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            out = stylizer.stylize([to_uint8(x)])[0]
-            return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
 
-        t = time.perf_counter()
-        model = evaluate_folder(vgg, run, a.photos, grams, a.long_side)
-        per = (time.perf_counter() - t) / max(model["photos"], 1)
-        base = evaluate_folder(vgg, lambda x: x, a.photos, grams, a.long_side)
-        print(f"{style.name:<20} {'input':<10} {base['style_distance']:>12.4g} {base['content_distance']:>13.4g} {'':>8}")
-        print(f"{style.name:<20} {'model':<10} {model['style_distance']:>12.4g} {model['content_distance']:>13.4g} {per:>8.2f}",
-              flush=True)
+def _fmt(value: float) -> str:
+    return f"{value:>11.4g}" if not math.isnan(value) else f"{'':>11}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*", help="zoo names or .onnx files (default: the whole zoo)")
+    p.add_argument("--photos", type=Path, default=SHARED / "content" / "val")
+    p.add_argument("--styles", type=Path, default=SHARED / "styles", help="folder of the paintings")
+    p.add_argument("--long-side", type=int, default=EVAL_LONG_SIDE, help="photos are evaluated at this long side")
+    p.add_argument("--opt-photos", type=int, default=1, help="photos that get the optimisation reference (0: none)")
+    p.add_argument("--opt-iterations", type=int, default=300)
+    p.add_argument("--opt-size", type=int, default=512, help="long side the optimisation runs at")
+    p.add_argument("--opt-optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    a = p.parse_args(argv)
+
+    photos = list_images(a.photos) if a.photos.is_dir() else []
+    if not photos:
+        print(f"evaluate: error: no photos in {a.photos}", file=sys.stderr)
+        return 1
+    n_opt = max(0, min(a.opt_photos, len(photos)))
+    try:
+        groups = group_by_painting(_styles(a.models), a.styles)
+        device = pick_device(a.device)
+        vgg = load_vgg().to(device)
+    except RealtimeError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"photos: {a.photos} ({len(photos)}, long side {a.long_side}); style distance = Σ_l mean (G_l(y) − G_l(style))² "
+          f"over relu1_2..relu4_3, content distance = mean (relu3_3(y) − relu3_3(x))²")
+    print(f"references: 'input' = the photo itself; 'optimize' = Gatys et al. ({a.opt_optimizer}, {a.opt_iterations} "
+          f"iterations at {a.opt_size} px, the model's training objective) on the first {n_opt} photo(s)")
+    head = f"{'painting':<22} {'row':<9} {'tier':<5} {'style':>11} {'content':>11}"
+    print(f"{head} {'style':>11} {'content':>11} {'s/photo':>8}")
+    print(f"{'':<22} {'':<9} {'':<5} {'(all photos)':>23} {f'(first {n_opt})':>23}")
+
+    def row(painting: str, label: str, tier: str, per_photo: list[dict[str, Any]], opt_only: bool = False) -> None:
+        everything = summarise([] if opt_only else per_photo)
+        first = summarise(per_photo[:n_opt])
+        print(f"{painting[:22]:<22} {label:<9} {tier:<5} {_fmt(everything['style_distance'])} "
+              f"{_fmt(everything['content_distance'])} {_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
+              f"{summarise(per_photo)['seconds']:>8.2f}", flush=True)
+
+    for name, group in groups.items():
+        if not group.image.is_file():
+            print(f"{name:<22} skipped: painting not found in {a.styles}", flush=True)
+            continue
+        settings = group.settings
+        grams = load_style_grams(vgg, group.image, int(settings.get("style_size", 384)))
+        row(name, "input", "", evaluate_photos(vgg, lambda x: x, photos, grams, a.long_side))
+        for style in group.models:
+            stylizer = Stylizer(style.path, device=a.device)
+
+            def run(x: torch.Tensor) -> torch.Tensor:
+                out = stylizer.stylize([to_uint8(x)])[0]
+                return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
+
+            row(name, "model", style.tier, evaluate_photos(vgg, run, photos, grams, a.long_side))
+        if n_opt:
+            opt = OptimizeSettings.from_training(settings, iterations=a.opt_iterations, optimizer=a.opt_optimizer)
+            method = optimization_method(vgg, np.asarray(open_rgb(group.image)), opt, size=a.opt_size, device=device.type)
+            row(name, "optimize", "", evaluate_photos(vgg, method, photos[:n_opt], grams, a.long_side), opt_only=True)
     return 0
 
 

@@ -1,31 +1,91 @@
-"""Style and content distances (definitions in ../shared/DESIGN.md) of a stylization over a folder of photos."""
+"""Style and content distances (definitions in ../shared/DESIGN.md) of a stylization over a folder of photos.
+
+A stylization is any callable from a 1×3×H×W tensor in [0, 1] to one of the same size: a trained network,
+an exported model through the runtime stylizer, the identity (the input reference row) or the
+optimisation method (``optimization_method``, the quality reference row).
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .images import list_images, open_rgb, resize_long_side, to_tensor
+from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .losses import content_distance, style_distance, target_grams
 
 EVAL_LONG_SIDE = 512
 
+Method = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _device(vgg: torch.nn.Module) -> torch.device:
+    return next(vgg.parameters()).device
+
 
 def load_style_grams(vgg: torch.nn.Module, style_image: str | Path, style_size: int) -> dict[str, torch.Tensor]:
-    return target_grams(vgg, to_tensor(resize_long_side(open_rgb(style_image), style_size)))
+    return target_grams(vgg, to_tensor(resize_long_side(open_rgb(style_image), style_size)).to(_device(vgg)))
 
 
-def evaluate_folder(vgg: torch.nn.Module, stylize: Callable[[torch.Tensor], torch.Tensor], photos: str | Path,
+def photo_tensor(path: str | Path, long_side: int = EVAL_LONG_SIDE) -> torch.Tensor:
+    """A photo as evaluated: long side ``long_side``, cropped to a multiple of 4, 1×3×H×W in [0, 1]."""
+    return to_tensor(resize_long_side(open_rgb(path), long_side), multiple=4)
+
+
+def evaluate_photos(vgg: torch.nn.Module, stylize: Method, photos: Sequence[str | Path],
+                    style_grams: dict[str, torch.Tensor], long_side: int = EVAL_LONG_SIDE) -> list[dict[str, float | str]]:
+    """Per photo: style distance of ``stylize(x)`` to the style image, content distance to ``x``, and the
+    seconds ``stylize`` took."""
+    rows: list[dict[str, float | str]] = []
+    for path in photos:
+        x = photo_tensor(path, long_side).to(_device(vgg))
+        t = time.perf_counter()
+        y = stylize(x).float().clamp(0, 1)
+        seconds = time.perf_counter() - t
+        rows.append({"photo": Path(path).name, "style_distance": style_distance(vgg, y, style_grams),
+                     "content_distance": content_distance(vgg, y, x), "seconds": seconds})
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, float | str]]) -> dict[str, float]:
+    """Means over photos of ``evaluate_photos`` rows (NaN when there are none)."""
+    if not rows:
+        return {"style_distance": float("nan"), "content_distance": float("nan"), "seconds": float("nan"), "photos": 0}
+    mean = lambda key: float(np.mean([float(r[key]) for r in rows]))  # noqa: E731
+    return {"style_distance": mean("style_distance"), "content_distance": mean("content_distance"),
+            "seconds": mean("seconds"), "photos": len(rows)}
+
+
+def evaluate_folder(vgg: torch.nn.Module, stylize: Method, photos: str | Path,
                     style_grams: dict[str, torch.Tensor], long_side: int = EVAL_LONG_SIDE) -> dict[str, float]:
     """Mean style distance (to the style image) and content distance (to the input) of ``stylize(x)``
     over the photos, each resized to ``long_side`` and cropped to a multiple of 4."""
-    styles, contents = [], []
-    for path in list_images(photos):
-        x = to_tensor(resize_long_side(open_rgb(path), long_side), multiple=4)
-        y = stylize(x).float().clamp(0, 1)
-        styles.append(style_distance(vgg, y, style_grams))
-        contents.append(content_distance(vgg, y, x))
-    return {"style_distance": float(np.mean(styles)), "content_distance": float(np.mean(contents)), "photos": len(styles)}
+    s = summarise(evaluate_photos(vgg, stylize, list_images(photos), style_grams, long_side))
+    return {"style_distance": s["style_distance"], "content_distance": s["content_distance"], "photos": s["photos"]}
+
+
+def optimization_method(vgg: torch.nn.Module, painting: np.ndarray, settings, size: int | None = None,  # noqa: ANN001
+                        device: str = "auto", on_iteration=None) -> Method:  # noqa: ANN001
+    """Gatys et al.'s optimisation as a method: each photo optimised at long side ``size`` (None: as
+    given) against ``painting`` (H×W×3 uint8) with ``settings`` (``OptimizeSettings``), the result scaled
+    back to the photo's size."""
+    import cv2
+
+    from .optimize import optimize_image
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        photo = to_uint8(x)
+        h, w = photo.shape[:2]
+        if size and max(h, w) != size:
+            scale = size / max(h, w)
+            photo = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        out = optimize_image(photo, painting, settings, vgg=vgg, device=device, on_iteration=on_iteration).image
+        if out.shape[:2] != (h, w):
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+        return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
+
+    return run

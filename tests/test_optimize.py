@@ -1,0 +1,205 @@
+"""The optimisation method (Gatys et al.): the style loss falls, the CLI around it, the evaluation rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from realtime.errors import DataError, DeviceError, RealtimeError  # noqa: E402
+from realtime.image_io import read_image, write_image  # noqa: E402
+from realtime.train.optimize import OptimizeSettings, optimize_image, pick_device  # noqa: E402
+from realtime.train.vgg import load_vgg  # noqa: E402
+
+from conftest import REPO  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The tests are tiny; one thread avoids oversubscribing a small CI machine (two OpenMP pools fighting
+    # over two cores made VGG passes 30× slower in a measurement here).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    return load_vgg(random_init=True)
+
+
+def pair(n: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(content, painting), RGB uint8: a smooth photo-like image and a striped, noisy 'painting'."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    content = np.stack([yy / n, xx / n, 0.5 + 0.5 * np.sin(xx / 5)], -1)
+    content[n // 4: n // 2, n // 3: 2 * n // 3] = (0.9, 0.8, 0.1)
+    stripes = (np.sin(xx * 0.9 + yy * 0.4) > 0).astype(np.float32)
+    style = np.stack([stripes, 0.2 + 0.6 * (1 - stripes), rng.random((n, n), dtype=np.float32)], -1)
+    return (content * 255).astype(np.uint8), (style * 255).astype(np.uint8)
+
+
+def check_style_loss_falls(history: list[dict[str, float]], windows: int = 5) -> None:
+    """Final style loss below 30 % of the initial one, and falling through the run: the lowest value of
+    each fifth of the run is no higher than that of the fifth before (L-BFGS may overshoot for a step and
+    recover; a stall or a divergence fails)."""
+    style = np.array([h["style"] for h in history])
+    assert np.isfinite(style).all()
+    assert style[-1] < 0.3 * style[0], (style[0], style[-1])
+    lows = [w.min() for w in np.array_split(style, windows)]
+    assert all(b <= a for a, b in zip(lows, lows[1:])), lows
+
+
+@pytest.mark.parametrize("optimizer, iterations", [("lbfgs", 30), ("adam", 60)])
+def test_style_loss_falls(random_vgg, optimizer: str, iterations: int) -> None:
+    content, painting = pair()
+    result = optimize_image(content, painting, OptimizeSettings(iterations=iterations, optimizer=optimizer),
+                            vgg=random_vgg, device="cpu")
+    assert len(result.history) == iterations + 1
+    check_style_loss_falls(result.history)
+    assert result.image.shape == content.shape and result.image.dtype == np.uint8
+    if optimizer == "adam":  # no curvature model to overshoot with: every step should go downhill
+        style = np.array([h["style"] for h in result.history])
+        assert (np.diff(style) > 0).mean() <= 0.1
+
+
+@pytest.mark.slow
+def test_style_loss_falls_with_real_vgg() -> None:
+    try:
+        vgg = load_vgg(allow_download=False)
+    except DataError as exc:
+        pytest.skip(f"no local VGG16 weights ({exc})")
+    content, painting = pair(48)
+    result = optimize_image(content, painting, OptimizeSettings(iterations=30), vgg=vgg, device="cpu")
+    check_style_loss_falls(result.history)
+
+
+def test_noise_init_progress_and_bounds(random_vgg) -> None:
+    content, painting = pair(32)
+    seen: list[tuple[int, float, np.ndarray]] = []
+    result = optimize_image(content, painting, OptimizeSettings(iterations=6, init="noise", seed=3), vgg=random_vgg,
+                            device="cpu", on_iteration=lambda i, losses, image: seen.append((i, losses["total"], image())))
+    assert [i for i, _, _ in seen] == [1, 2, 3, 4, 5, 6]
+    assert all(im.shape == content.shape and im.dtype == np.uint8 for _, _, im in seen)
+    assert result.history[0]["content"] > 0  # noise is far from the photo...
+    assert result.history[-1]["total"] < result.history[0]["total"]  # ...and the loss falls
+    again = optimize_image(content, painting, OptimizeSettings(iterations=6, init="noise", seed=3), vgg=random_vgg, device="cpu")
+    assert np.array_equal(again.image, result.image)  # seeded
+
+
+def test_settings() -> None:
+    with pytest.raises(RealtimeError, match="optimizer"):
+        OptimizeSettings(optimizer="sgd").validate()
+    with pytest.raises(RealtimeError, match="unknown VGG layer"):
+        OptimizeSettings(content_layers=("relu9_9",)).validate()
+    record = {"content_weight": 3e5, "style_weight": 2e10, "tv_weight": 2e4, "content_layers": ["relu2_2"],
+              "style_size": 384, "iterations": 1200, "lr": 1e-3, "crop": 128}
+    s = OptimizeSettings.from_training(record, iterations=7)
+    assert (s.content_weight, s.style_weight, s.tv_weight, s.style_size, s.iterations) == (3e5, 2e10, 2e4, 384, 7)
+    assert s.lr is None  # the trainer's learning rate is for Adam on network weights, not for pixels
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="cuda"):
+            pick_device("cuda")
+    assert pick_device("cpu").type == "cpu"
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture
+def fake_vgg(monkeypatch: pytest.MonkeyPatch, random_vgg):
+    """restyle-image --optimize with the random VGG (the CLI looks load_vgg up when it runs)."""
+    import realtime.train.vgg as vgg_module
+
+    monkeypatch.setattr(vgg_module, "load_vgg", lambda weights=None, *a, **k: random_vgg)
+    return random_vgg
+
+
+def test_cli_optimize_with_snapshots(tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_vgg) -> None:
+    from realtime.cli_image import main
+
+    content, painting = pair(40)
+    content = np.concatenate([content, content[:20]], axis=0)  # 60×40: not square
+    src, paint = tmp_path / "photo.png", tmp_path / "painting.jpg"
+    write_image(src, content)
+    write_image(paint, painting)
+    out = tmp_path / "out.png"
+    argv = [str(src), str(out), "--optimize", "--style-image", str(paint), "--iterations", "4", "--save-every", "2",
+            "--max-size", "32"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert read_image(out).shape == (60, 40, 3)  # back at the input's size
+    for i in (2, 4):
+        assert read_image(tmp_path / f"out_iter{i:04d}.png").shape == (60, 40, 3)
+    assert "4/4 its" in err  # the progress line (a plain line: stderr is not a terminal here)
+
+    out.unlink()  # the result is gone but a snapshot exists: still refused without --overwrite
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "out_iter0002.png exists" in err and "--overwrite" in err
+    assert not out.exists()
+
+    code = main([str(src), str(tmp_path / "x.png"), "--optimize", "--style-image", str(tmp_path / "missing.jpg")])
+    err = capsys.readouterr().err
+    assert code == 1 and "restyle-image: error: style image: input" in err and "does not exist" in err
+    code = main([str(src), str(tmp_path / "x.png"), "--optimize"])
+    assert code == 2 and "--style-image" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def _photos(folder: Path, n: int = 2) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        content, _ = pair(48, seed=i)
+        write_image(folder / f"p{i}.png", np.roll(content, 7 * i, axis=1))
+    return folder
+
+
+def test_evaluate_reference_rows(tmp_path: Path, random_vgg) -> None:
+    from realtime.train.evaluate import evaluate_photos, load_style_grams, optimization_method, summarise
+
+    photos = sorted(_photos(tmp_path / "photos").iterdir())
+    _, painting = pair(48)
+    write_image(tmp_path / "painting.png", painting)
+    grams = load_style_grams(random_vgg, tmp_path / "painting.png", 48)
+    identity = summarise(evaluate_photos(random_vgg, lambda x: x, photos, grams, 48))
+    assert identity["content_distance"] == 0 and identity["photos"] == 2
+    # the optimisation at a smaller size (as --opt-size does), scaled back for the evaluation
+    method = optimization_method(random_vgg, painting, OptimizeSettings(iterations=20, style_size=48), size=40, device="cpu")
+    optimised = summarise(evaluate_photos(random_vgg, method, photos, grams, 48))
+    assert optimised["style_distance"] < 0.5 * identity["style_distance"]
+    assert optimised["content_distance"] > 0
+
+
+def test_tools_evaluate_prints_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, random_vgg) -> None:
+    spec = importlib.util.spec_from_file_location("tools_evaluate", REPO / "tools" / "evaluate.py")
+    tool = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    monkeypatch.setitem(sys.modules, "tools_evaluate", tool)  # dataclasses look their module up
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(tool, "load_vgg", lambda *a, **k: random_vgg)
+    photos = _photos(tmp_path / "photos")
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    write_image(styles / "tiny.jpg", pair(48)[1])  # the tiny model has no record: its painting is <name>.jpg
+    code = tool.main(["tiny", "--photos", str(photos), "--styles", str(styles), "--long-side", "48",
+                      "--opt-iterations", "3", "--opt-size", "32", "--opt-photos", "1", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = {line.split()[1]: line.split() for line in out.splitlines() if line.startswith("tiny.jpg")}
+    assert set(rows) == {"input", "model", "optimize"}, out
+    # input: 4 distances and s/photo (no tier); model: its tier too; optimize: the first-N columns only
+    assert len(rows["input"]) == 7 and len(rows["model"]) == 8 and len(rows["optimize"]) == 5, out
+    assert float(rows["input"][3]) == 0.0 and float(rows["input"][5]) == 0.0  # the input's content distance to itself
+    assert all(np.isfinite(float(v)) for v in rows["model"][3:])
+    assert float(rows["optimize"][2]) < float(rows["input"][4])  # the reference is closer to the painting
+
