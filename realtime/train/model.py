@@ -84,26 +84,20 @@ class SeparableResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-def _icnr_(conv: nn.Conv2d, factor: int) -> None:
-    """ICNR initialisation (Aitken et al. 2017): every sub-pixel of a pixel-shuffle output starts as a
-    copy of the same kernel, so a fresh network upsamples like nearest-neighbour: no checkerboard."""
-    out = conv.out_channels // (factor * factor)
-    w = torch.empty(out, conv.in_channels // conv.groups, *conv.kernel_size)
-    nn.init.kaiming_normal_(w)
-    with torch.no_grad():
-        conv.weight.copy_(w.repeat_interleave(factor * factor, dim=0))
-        if conv.bias is not None:
-            conv.bias.copy_(conv.bias[::factor * factor].repeat_interleave(factor * factor))
-
-
 class FastTransformNet(nn.Module):
     """The fast tier, chosen by timing candidates with ONNX Runtime on 2 CPU cores (tools/bench.py):
     two stride-2 3×3 convolutions take the image to quarter resolution, where ``depth`` separable residual
     blocks of ``width`` channels do the work; the decoder reduces channels *before* upsampling (1×1 conv
-    + pixel shuffle to half resolution, 3×3 conv to 12 channels + pixel shuffle to full), so nothing but
-    the input and the 3-channel output exists at full resolution. Zero padding inside: ONNX Runtime's Pad
-    op copies the tensor, which cost more than the convolutions here; the stylizer reflection-pads the
-    frame itself and training (distilled from the full tier) teaches the borders."""
+    at quarter resolution), then nearest ×2 + 3×3 conv twice, with only ``width // 8`` channels at half
+    and full resolution. Zero padding inside: ONNX Runtime's Pad op copies the tensor, which cost more
+    than the convolutions here; the stylizer reflection-pads the frame itself and training (distilled
+    from the full tier) teaches the borders.
+
+    The first version decoded with pixel shuffle (sub-pixel convolution) at the same speed; fine-tuned
+    with the Gram-matrix style loss it painted a regular 4-pixel grid over flat areas, because every
+    sub-pixel position had its own kernel and the style loss rewards that high-frequency energy. Nearest
+    upsampling followed by one shared convolution cannot make a position-dependent pattern (Odena et
+    al. 2016): a constant image stays constant (tests/test_tiers.py)."""
 
     size_multiple = 4
     # The same reasoning as TransformNet.output_scale, scaled to this decoder: its last convolution sums
@@ -122,11 +116,10 @@ class FastTransformNet(nn.Module):
             nn.Conv2d(half, width, 3, 2, 1), nn.InstanceNorm2d(width, affine=True), nn.ReLU(inplace=True),
         )
         self.residuals = nn.Sequential(*[SeparableResidualBlock(width) for _ in range(depth)])
-        up1, up2 = nn.Conv2d(width, 4 * half, 1), nn.Conv2d(half, 12, 3, padding=1)
-        _icnr_(up1, 2)
-        _icnr_(up2, 2)
         self.decoder = nn.Sequential(
-            up1, nn.PixelShuffle(2), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True), up2, nn.PixelShuffle(2),
+            nn.Conv2d(width, 2 * half, 1), nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(2 * half, half, 3, padding=1), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True),
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(half, 3, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
