@@ -44,7 +44,7 @@ from realtime.temporal_metrics import (  # noqa: E402
 )
 
 DEFAULT_CLIPS = ("diver.mov", "vtest.avi", "cup.mp4", "bikes.mp4")
-DEFAULT_DATA = Path("/work/shared/data/videos")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
 
 def read_frames(path: Path, count: int, long_side: int) -> list[np.ndarray]:
@@ -68,12 +68,12 @@ def read_frames(path: Path, count: int, long_side: int) -> list[np.ndarray]:
     return frames
 
 
-def load_stylizer(spec: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """A per-frame stylize function for a zoo name or .onnx path, and its label."""
+def load_stylizer(spec: str, tier: str = "full") -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """A per-frame stylize function for a zoo name (in ``tier``) or .onnx path, and its label."""
     from realtime.models import resolve_style
     from realtime.stylizer import Stylizer
 
-    style = resolve_style(spec)
+    style = resolve_style(spec, tier)
     stylizer = Stylizer(style.path, device="auto")
     return (lambda img: stylizer.stylize([img])[0]), f"{stylizer.info.style_name} ({style.path})"
 
@@ -177,15 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the clips (default: %(default)s)")
     p.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS), help="clip file names or paths")
     p.add_argument("--frames", type=int, default=60, help="frames per clip from the start (default: %(default)s)")
+    p.add_argument("--tier", choices=("full", "fast"), default="full", help="tier of a zoo style (default: %(default)s)")
     p.add_argument("--size", type=int, default=640, help="long side in pixels (default: %(default)s)")
-    p.add_argument("--strength", type=float, default=0.5, help="smoothing strength (default: %(default)s)")
+    p.add_argument("--strength", type=float, default=0.8, help="smoothing strength (default: %(default)s)")
     p.add_argument("--flow-method", choices=("dis", "farneback"), default="dis",
                    help="flow for the warping-error metric (default: %(default)s)")
     p.add_argument("--vgg", action="store_true", help="also report ghosting as VGG16 relu3_3 feature MSE (slow on CPU)")
     args = p.parse_args(argv)
 
     models: list[tuple[str, Callable]] = []
-    stylize, label = load_stylizer(args.style)
+    stylize, label = load_stylizer(args.style, args.tier)
     models.append(("", stylize))
     print(f"model: {label}")
     if args.temporal_model:
