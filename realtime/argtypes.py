@@ -3,34 +3,44 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable, TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def _number(text: str, cast: Callable[[str], N], accept: Callable[[N], bool], rule: str) -> N:
+    """``text`` parsed by ``cast`` and checked by ``accept``; otherwise a one-line argparse error
+    ("<text> <rule>")."""
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if cast is int else 'a number'}: {text!r}") from None
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
+    return value
 
 
 def unit_float(text: str) -> float:
     """A number in [0, 1] (strengths)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+    return _number(text, float, lambda v: 0.0 <= v <= 1.0, "is not between 0 and 1")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
+    return _number(text, float, lambda v: v > 0, "must be positive")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "must not be negative")
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+    return _number(text, int, lambda v: v >= 1, "must be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "must be 0 or more")
+
+
+def percent_int(text: str) -> int:
+    """An integer from 1 to 100 (encoder quality)."""
+    return _number(text, int, lambda v: 1 <= v <= 100, "is not between 1 and 100")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import positive_float, positive_int, unit_float
+from .argtypes import non_negative_float, non_negative_int, percent_int, positive_float, positive_int, unit_float
 from .errors import InputError, ModelError, RealtimeError
 from .models import TIER_CHOICES
 
@@ -32,33 +32,6 @@ class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def _quality(text: str) -> int:
-    value = positive_int(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"{text} is not between 1 and 100")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must not be negative")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,14 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet)")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
-    p.add_argument("--tile-size", type=_non_negative_int, default=DEFAULT_TILE, metavar="PIXELS",
+    p.add_argument("--tile-size", type=non_negative_int, default=DEFAULT_TILE, metavar="PIXELS",
                    help=f"run the network on at most this many pixels square at a time, blending overlapping "
                         f"tiles (bounds memory for large images; default {DEFAULT_TILE}; 0: never tile)")
-    p.add_argument("--tile-overlap", type=_non_negative_int, default=DEFAULT_OVERLAP, metavar="PIXELS",
+    p.add_argument("--tile-overlap", type=non_negative_int, default=DEFAULT_OVERLAP, metavar="PIXELS",
                    help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
     p.add_argument("--format", choices=("png", "jpg", "webp"), default=None,
                    help="output format for a folder (default: the input's when PNG/JPEG/WebP, else PNG)")
-    p.add_argument("--quality", type=_quality, default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    p.add_argument("--quality", type=percent_int, default=95, help="JPEG/WebP quality 1..100 (default 95)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or information lines (warnings still shown)")
 
@@ -108,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="default lbfgs")
     o.add_argument("--iterations", type=positive_int, default=300, help="default 300")
     o.add_argument("--lr", type=positive_float, default=None, help="step size (default: 1 for L-BFGS, 0.02 for Adam)")
-    o.add_argument("--content-weight", type=_non_negative_float, default=1e5, help="default 1e5 (the trainer's)")
-    o.add_argument("--style-weight", type=_non_negative_float, default=1e10, help="default 1e10 (the trainer's)")
-    o.add_argument("--tv-weight", type=_non_negative_float, default=1e1, help="total variation weight (default 10)")
+    o.add_argument("--content-weight", type=non_negative_float, default=1e5, help="default 1e5 (the trainer's)")
+    o.add_argument("--style-weight", type=non_negative_float, default=1e10, help="default 1e10 (the trainer's)")
+    o.add_argument("--tv-weight", type=non_negative_float, default=1e1, help="total variation weight (default 10)")
     o.add_argument("--init", choices=("content", "noise"), default="content", help="start image (default content)")
     o.add_argument("--style-size", type=positive_int, default=None, metavar="PIXELS",
                    help="long side of the painting: sets the stroke scale (default: the image's long side)")

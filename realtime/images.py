@@ -9,8 +9,6 @@ while a single input that cannot be read is an error. Outputs are written atomic
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 
 from .errors import InputError, Interrupted, OutputError
 from .image_io import list_folder, output_suffix, read_image, write_image, WRITE_SUFFIXES
-from .pipeline import finish_frame, processing_size
+from .pipeline import check_output_folder, finish_frame, processing_size, same_file
 from .progress import Progress
 from .tiles import stylize_tiled
 
@@ -60,26 +58,6 @@ class StillSummary:
 # ------------------------------------------------------------------------------------------------ paths
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
-def _check_writable(folder: Path) -> None:
-    if not folder.exists():
-        raise OutputError(f"output folder {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} is not a folder")
-    # os.access() says yes to root and ignores some read-only mounts; a real file tells the truth
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".restyle-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
-
-
 def _default_suffix(path: Path, fmt: str | None) -> str:
     if fmt:
         return fmt
@@ -115,7 +93,7 @@ def plan_jobs(inp: Path, out: Path, *, overwrite: bool, fmt: str | None = None, 
     if folder_mode:
         if out.exists() and not out.is_dir():
             raise OutputError(f"output {out} is a file; when the input is a folder the output must be a folder")
-        if out.exists() and _same_file(inp, out):
+        if out.exists() and same_file(inp, out):
             raise OutputError(f"output folder {out} is the input folder; choose another")
         images, others = list_folder(inp)
         for p in others:
@@ -123,7 +101,7 @@ def plan_jobs(inp: Path, out: Path, *, overwrite: bool, fmt: str | None = None, 
                 warn(f"skipping {p.name}: not an image file (by its suffix)")
         if not images:
             raise InputError(f"no image files in {inp}")
-        _check_writable(out if out.exists() else out.parent)
+        check_output_folder(out if out.exists() else out.parent)
         jobs = [Job(p, out / (p.stem + _default_suffix(p, fmt))) for p in images]
         seen: dict[Path, Path] = {}
         for j in jobs:
@@ -138,9 +116,9 @@ def plan_jobs(inp: Path, out: Path, *, overwrite: bool, fmt: str | None = None, 
             suffix = output_suffix(out)
             if fmt and suffix != fmt and not (suffix == ".jpeg" and fmt == ".jpg"):
                 raise OutputError(f"--format {fmt[1:]} contradicts the output name {out.name}")
-        if _same_file(inp, out):
+        if same_file(inp, out):
             raise OutputError(f"output {out} is the input file; choose another name")
-        _check_writable(out.parent)
+        check_output_folder(out.parent)
         jobs = [Job(inp, out)]
     if not overwrite:
         taken = [p for j in jobs for p in (j.output, *(also_writes(j.output) if also_writes else ())) if p.exists() or p.is_symlink()]

@@ -80,7 +80,8 @@ class RestyleSummary:
         return dict(self.__dict__)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (also through links); False when that cannot be told."""
     try:
         if a.resolve() == b.resolve():
             return True
@@ -99,7 +100,7 @@ def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
         raise InputError(f"input {input_path} does not exist")
     if input_path.is_dir():
         raise InputError(f"input {input_path} is a folder, not a video file")
-    if _same_file(input_path, output_path):
+    if same_file(input_path, output_path):
         raise OutputError(f"output {output_path} is the input file; choose another name")
     container_format(output_path)
     if output_path.is_dir():
@@ -107,7 +108,11 @@ def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
     if output_path.exists() or output_path.is_symlink():
         if not overwrite:
             raise OutputError(f"output {output_path} exists; use --overwrite to replace it")
-    folder = output_path.parent
+    check_output_folder(output_path.parent)
+
+
+def check_output_folder(folder: Path) -> None:
+    """The folder exists, is a folder, and a file can really be created in it."""
     if not folder.exists():
         raise OutputError(f"output folder {folder} does not exist")
     if not folder.is_dir():
