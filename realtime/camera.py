@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import InputError
 from .frames import Frame
+from .workers import lower_thread_priority
 
 MICROS = Fraction(1, 1_000_000)
 
@@ -300,8 +301,12 @@ class LatestFrame:
         size: tuple[int, int] | None = None,
         mirror: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        background: bool = False,
     ) -> None:
         self.reader = reader
+        # capture (and a clip's decode threads, which start from it) below the network's priority when
+        # the network runs on the CPU: workers.lower_thread_priority
+        self.background = background
         self.size = size
         self.mirror = mirror
         self.clock = clock
@@ -377,6 +382,8 @@ class LatestFrame:
     def _run(self) -> None:
         reason = f"{self.reader.description} ended"
         try:
+            if self.background:
+                lower_thread_priority()
             while not self._stop.is_set():
                 image = self.reader.read()
                 if image is None:

@@ -60,7 +60,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth-strength", type=unit_float, default=0.8, help="weight of the previous output where it is trusted (default 0.8)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=float, default=None, help="encoder quality, lower is better (libx264 default 23)")
-    p.add_argument("--preset", default=None, help="encoder speed preset (libx264: ultrafast ... veryslow; default veryfast)")
+    p.add_argument("--preset", default=None, help="encoder speed preset (libx264: ultrafast ... veryslow; default superfast)")
     p.add_argument("--pix-fmt", default="yuv420p", help="output pixel format (default yuv420p; yuv444p keeps odd sizes)")
     p.add_argument("--no-audio", action="store_true", help="drop the audio")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
         duration=args.duration,
         rate_hint=reader.rate,
     )
-    camera = LatestFrame(reader, size=args.size, mirror=args.mirror)
+    camera = LatestFrame(reader, size=args.size, mirror=args.mirror, background=stylizer.device == "cpu")
     loop = LiveLoop(camera, stylizer, styles, index, display, options, state=state, loader_factory=load, info=info)
     if not args.no_window:
         from .controls import HELP

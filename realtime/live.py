@@ -333,9 +333,10 @@ class Recorder:
     the file plays in real time at the capture clock, whatever the display rate was.
     """
 
-    def __init__(self, rate_hint: float | None, info: InfoFn) -> None:
+    def __init__(self, rate_hint: float | None, info: InfoFn, background: bool = False) -> None:
         self.rate_hint = rate_hint
         self.info = info
+        self.background = background  # the network runs on the CPU: encode below its priority
         self.sink = None
         self.path: Path | None = None
         self.started = 0.0
@@ -348,13 +349,16 @@ class Recorder:
     def start(self, path: Path, overwrite: bool = False) -> None:
         from fractions import Fraction
 
-        from .sinks import EncoderSettings, FileSink
+        from .sinks import EncoderSettings, FileSink, beside_cpu_network
+        from .stylizer import cpu_count
 
         rate = Fraction(self.rate_hint).limit_denominator(1001) if self.rate_hint else None
-        # veryfast: the encoder shares the CPU with the model; quality at CRF 20 is still good
-        settings = EncoderSettings(preset="veryfast", crf=20)
+        # the default (fast) preset: the encoder shares the CPU with the model; CRF 20 keeps it good
+        settings = EncoderSettings(crf=20)
+        if self.background:
+            settings = beside_cpu_network(settings, cpu_count())
         self.sink = FileSink(path, settings=settings, rate=rate, offset=None, overwrite=overwrite, queue_size=4,
-                             warn=lambda m: self.info(f"warning: {m}"))
+                             warn=lambda m: self.info(f"warning: {m}"), background=self.background)
         self.path = path
         self.started = time.monotonic()
 
@@ -416,7 +420,8 @@ class LiveLoop:
         self.state = state or ViewState(style_index=style_index, n_styles=len(self.styles))
         self.loader = StyleLoader(loader_factory) if loader_factory is not None else None
         self.meter = Meter()
-        self.recorder = Recorder(options.rate_hint or camera.rate, info)
+        self.recorder = Recorder(options.rate_hint or camera.rate, info,
+                                 background=getattr(stylizer, "device", None) == "cpu")
         self.summary = LiveSummary(style=self._style_name())
         self.messages: collections.deque[tuple[float, str]] = collections.deque(maxlen=3)
         self._smoother = None

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError, Interrupted, OutputError, RealtimeError
 from .frames import Frame
 from .progress import Progress
-from .sinks import EncoderSettings, FileSink, container_format
+from .sinks import EncoderSettings, FileSink, beside_cpu_network, container_format
 from .sources import FileSource, open_input
 
 WarnFn = Callable[[str], None]
@@ -253,10 +253,14 @@ def restyle_file(
     proc = (0, 0)
     size = (0, 0)
     waits = {"decode_wait_s": 0.0, "encode_wait_s": 0.0, "post_s": 0.0}
-    source = FileSource(inp, start=opts.start, duration=opts.duration, queue_size=opts.queue_size, warn=_warn)
+    # On the CPU the network takes every core: decode and encode then run below its priority, and
+    # the encoder on few threads (workers.lower_thread_priority, sinks.beside_cpu_network).
+    on_cpu = stylizer.device == "cpu"
+    source = FileSource(inp, start=opts.start, duration=opts.duration, queue_size=opts.queue_size, warn=_warn,
+                        background=on_cpu)
     end = None if opts.duration is None else opts.start + opts.duration
     try:
-        sink = _make_sink(opts, source, end, _warn)
+        sink = _make_sink(opts, source, end, _warn, background=on_cpu)
     except BaseException:
         source.close()
         raise
@@ -329,11 +333,14 @@ def restyle_file(
     )
 
 
-def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn: WarnFn) -> FileSink:
+def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn: WarnFn, background: bool) -> FileSink:
+    from .stylizer import cpu_count
+
     info = source.info
     return FileSink(
         Path(opts.output),
-        settings=opts.encoder,
+        settings=beside_cpu_network(opts.encoder, cpu_count()) if background else opts.encoder,
+        background=background,
         rate=info.rate,
         audio_from=Path(opts.input) if (opts.audio and info.audio_indices) else None,
         audio_start=opts.start,

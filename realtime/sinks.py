@@ -18,14 +18,14 @@ import os
 import queue
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .workers import drain_and_join
+from .workers import drain_and_join, lower_thread_priority
 from .errors import OutputError, RealtimeError
 from .frames import Frame
 
@@ -105,12 +105,23 @@ class EncoderSettings:
         elif self.codec in ("libx264", "libx265"):
             # x264's own default ("medium") shares the two cores of a small machine with the network:
             # on diver.mov at 640×360 with the fast tier, "veryfast" took restyle-video from 19.6 to
-            # 24.1 frames/s (at the same CRF the file is somewhat larger). --preset overrides it.
+            # 24.1 frames/s, and "superfast" costs a third less again (6.3 against 9.6 ms a frame on
+            # one thread); see tools/bench.py. --preset overrides it.
             opts["preset"] = DEFAULT_X26X_PRESET
         return opts
 
 
-DEFAULT_X26X_PRESET = "veryfast"
+DEFAULT_X26X_PRESET = "superfast"
+
+
+def beside_cpu_network(settings: EncoderSettings, cores: int) -> EncoderSettings:
+    """The encoder settings to use while the network runs on the CPU: x264/x265 on one thread per four
+    cores unless the settings name a thread count. The network already keeps every core busy, so
+    more encoder threads only preempt its workers; on 2 cores the single-threaded encoder at a lower
+    priority (workers.lower_thread_priority) is what made 20 frames/s reachable at 640x360."""
+    if settings.threads or settings.codec not in ("libx264", "libx265"):
+        return settings
+    return replace(settings, threads=max(1, cores // 4))
 
 
 @dataclass
@@ -346,9 +357,11 @@ class FileSink:
         overwrite: bool = False,
         queue_size: int = 8,
         warn: WarnFn | None = None,
+        background: bool = False,
     ) -> None:
         self.path = Path(path)
         self.format = container_format(self.path)
+        self.background = background  # encode at a lower priority than the network (workers.lower_thread_priority)
         self.settings = settings
         self.rate = rate
         self.audio_from = Path(audio_from) if audio_from else None
@@ -512,6 +525,8 @@ class FileSink:
         out = self._container
         finished = False
         try:
+            if self.background:
+                lower_thread_priority()
             while True:
                 if self._stop.is_set():
                     return

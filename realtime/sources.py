@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .workers import drain_and_join
+from .workers import drain_and_join, lower_thread_priority
 from .errors import InputError
 from .frames import Frame
 
@@ -190,6 +190,7 @@ class FileSource:
         queue_size: int = 8,
         warn: WarnFn | None = None,
         decoder_threads: int = 0,
+        background: bool = False,
     ) -> None:
         self.path = Path(path)
         self.start = max(0.0, float(start))
@@ -207,6 +208,7 @@ class FileSource:
         except BaseException:
             self.container.close()
             raise
+        self.background = background  # decode at a lower priority than the network (workers.lower_thread_priority)
         self.warnings: list[str] = []
         self.decode_errors = 0
         self.truncated = False
@@ -293,6 +295,8 @@ class FileSource:
 
         error: BaseException | None = None
         try:
+            if self.background:
+                lower_thread_priority()
             self._decode_all(av)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             error = exc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -12,8 +15,9 @@ import pytest
 from media import probe
 from realtime.errors import InputError, RealtimeError
 from realtime.frames import Frame
-from realtime.sinks import FileSink
+from realtime.sinks import EncoderSettings, FileSink, beside_cpu_network
 from realtime.sources import FileSource
+from realtime.workers import BACKGROUND_NICE, lower_thread_priority
 
 
 def test_source_fails_before_the_first_frame(tmp_path: Path) -> None:
@@ -79,3 +83,53 @@ def test_sink_repairs_repeated_timestamps(tmp_path: Path) -> None:
             sink.write(Frame(index=i, image=_frame(i).image, pts=pts, time_base=Fraction(1, 25)))
     p = probe(out, audio=False)
     assert p.frames == 5 and all(b > a for a, b in zip(p.times, p.times[1:]))
+
+
+# ---------------------------------------------------------------- I/O threads beside a CPU network
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux-only")
+
+
+def _nice(tid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+@linux_only
+def test_lower_thread_priority_changes_only_the_calling_thread() -> None:
+    main_before = _nice(threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    def worker() -> None:
+        before = _nice(threading.get_native_id())
+        seen["ok"] = lower_thread_priority(5)
+        seen["delta"] = _nice(threading.get_native_id()) - before
+        seen["expected"] = min(19, before + 5) - before
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["ok"] and seen["delta"] == seen["expected"]
+    assert _nice(threading.get_native_id()) == main_before
+
+
+@linux_only
+def test_background_source_decodes_below_the_callers_priority(clips) -> None:
+    src = clips("tone.mp4", audio="aac", frames=25)
+    base = _nice(threading.get_native_id())
+    with FileSource(src, queue_size=1, background=True) as source:
+        frames = iter(source)
+        next(frames)
+        time.sleep(0.2)  # the decoder is now blocked on the full one-frame queue, still alive
+        assert source._thread is not None and source._thread.is_alive()
+        assert _nice(source._thread.native_id) == min(19, base + BACKGROUND_NICE)
+        rest = list(frames)
+    assert len(rest) == 24  # and it still delivers every frame
+
+
+def test_encoder_beside_a_cpu_network_gets_few_threads() -> None:
+    x264 = EncoderSettings()
+    assert beside_cpu_network(x264, 2).threads == 1
+    assert beside_cpu_network(x264, 16).threads == 4
+    assert beside_cpu_network(EncoderSettings(threads=3), 2).threads == 3  # an explicit choice stays
+    assert beside_cpu_network(EncoderSettings(codec="mpeg4"), 2).threads == 0  # only x264/x265 are limited
+    assert beside_cpu_network(x264, 2).options() == x264.options()

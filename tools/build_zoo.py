@@ -28,6 +28,21 @@ from realtime.train.trainer import CHECKPOINT_NAME, Trainer  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
 
 
+def finished_stage(checkpoint: Path, iterations: int) -> dict | None:
+    """The stage record of a run whose checkpoint reached ``iterations``, else None."""
+    if not checkpoint.is_file():
+        return None
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if state["iteration"] < iterations:
+        return None
+    history = state.get("history") or [{}]
+    last = {k: v for k, v in history[-1].items() if k not in ("iteration", "seconds")}
+    return {"settings": state["config"], "iterations": state["iteration"],
+            "wall_time_s": round(state.get("seconds", 0.0), 1), "final_losses": last}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
@@ -72,6 +87,14 @@ def main() -> int:
             if a.iterations:
                 cfg.iterations = a.iterations
             ckpt = Path(cfg.out) / cfg.name / CHECKPOINT_NAME
+            finished = finished_stage(ckpt, cfg.iterations) if i < len(stages) - 1 else None
+            if finished is not None:
+                # An earlier stage that already ran to its end: take its record from the checkpoint
+                # instead of building a trainer (which would recompute the teacher's targets).
+                print(f"== {name} stage {i + 1}/{len(stages)}: finished earlier ({ckpt})", flush=True)
+                previous = ckpt
+                done.append(finished)
+                continue
             trainer = Trainer(cfg, resume=ckpt if ckpt.is_file() else None, vgg=vgg)
             print(f"== {name} stage {i + 1}/{len(stages)}: {trainer.config.iterations} iterations from {trainer.iteration}, "
                   f"{trainer.precision}", flush=True)
