@@ -41,6 +41,7 @@ class ModelInfo:
     size_multiple: int
     tier: str
     metadata: dict[str, str]
+    border: int = 0  # mirrored margin added on every side before the network (modelmeta.BORDER)
 
     @property
     def scale(self) -> float:
@@ -215,7 +216,14 @@ class Stylizer:
             multiple = max(1, int(get(modelmeta.SIZE_MULTIPLE)))
         except ValueError as exc:
             raise ModelError(f"{self.path.name}: size_multiple {get(modelmeta.SIZE_MULTIPLE)!r} is not an integer") from exc
+        try:
+            border = int(get(modelmeta.BORDER))
+        except ValueError as exc:
+            raise ModelError(f"{self.path.name}: border {get(modelmeta.BORDER)!r} is not an integer") from exc
+        if not 0 <= border <= 256:
+            raise ModelError(f"{self.path.name}: border {border} is outside 0..256")
         return ModelInfo(
+            border=border,
             style_name=meta.get(modelmeta.STYLE_NAME) or self.path.stem,
             input_range=_parse_range(get(modelmeta.INPUT_RANGE)),
             layout=layout,
@@ -228,20 +236,22 @@ class Stylizer:
     # ---------------------------------------------------------------- pre / run / post
 
     def padding(self, height: int, width: int) -> tuple[int, int]:
-        """Rows and columns added (bottom, right) to reach the model's size multiple."""
-        m = self.info.size_multiple
-        return (-height) % m, (-width) % m
+        """Rows and columns added in all (the model's border on every side, then bottom and right up to
+        the size multiple): the network sees (height + rows) x (width + columns)."""
+        b, m = self.info.border, self.info.size_multiple
+        return 2 * b + (-(height + 2 * b)) % m, 2 * b + (-(width + 2 * b)) % m
 
     def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """HxWx3 uint8 RGB frames (all one size) -> padded float32 NCHW batch in the model's range."""
         h, w = images[0].shape[:2]
         ph, pw = self.padding(h, w)
-        batch = np.stack(images, axis=0)
+        b = self.info.border
         if ph or pw:
             # Reflection keeps the padded border looking like the picture (no dark seam leaking into the
             # convolutions); it needs the pad to be smaller than the side, so tiny frames use edge copy.
-            mode = "reflect" if (ph < h and pw < w) else "edge"
-            batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+            kind = cv2.BORDER_REFLECT_101 if (ph - b < h and pw - b < w and b < min(h, w)) else cv2.BORDER_REPLICATE
+            images = [cv2.copyMakeBorder(img, b, ph - b, b, pw - b, kind) for img in images]
+        batch = np.stack(images, axis=0)
         if self.info.channels == "BGR":
             batch = batch[..., ::-1]
         x = batch.transpose(0, 3, 1, 2).astype(np.float32)
@@ -260,8 +270,9 @@ class Stylizer:
         lo = float(self.info.input_range[0])
         alpha = 1.0 / self.info.scale
         out = []
+        b = self.info.border
         for planes in y:
-            planes = planes[:, :height, :width]
+            planes = planes[:, b : b + height, b : b + width]
             if self.info.channels == "BGR":
                 planes = planes[::-1]
             # convertScaleAbs takes |x·alpha + beta|: clamping at lo first keeps that the identity.
@@ -306,7 +317,7 @@ class Stylizer:
         t1 = time.perf_counter()
         y = self.run_tensor(x)
         t2 = time.perf_counter()
-        if y.ndim != 4 or y.shape[0] != len(images) or y.shape[1] != 3 or y.shape[2] < h or y.shape[3] < w:
+        if y.ndim != 4 or y.shape[0] != len(images) or y.shape[1] != 3 or y.shape[2] < h + self.info.border or y.shape[3] < w + self.info.border:
             raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match input {tuple(x.shape)}")
         out = self.postprocess(y, h, w)
         t3 = time.perf_counter()

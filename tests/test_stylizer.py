@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realtime import modelmeta
 from realtime.errors import DeviceError, ModelError
 from realtime.stylizer import Stylizer
 from tiny_model import make_tiny_model
@@ -110,3 +111,69 @@ def test_wrong_input_shape_is_a_model_error(tmp_path: Path, kwargs: dict, match:
     path = make_tiny_model(tmp_path / "wrong.onnx", **kwargs)
     with pytest.raises(ModelError, match=match):
         Stylizer(path, device="cpu")
+
+
+# ------------------------------------------------------------------ the model's border margin
+
+
+def _box_blur_model(path: Path, border: int | None) -> Path:
+    """A 5×5 box blur with *zero* padding, like the fast tier's convolutions: at the image border it
+    darkens the picture (a frame), unless the runtime gives it a mirrored margin."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.zeros((3, 3, 5, 5), np.float32)
+    for c in range(3):
+        w[c, c] = 1 / 25
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["output"], pads=[2, 2, 2, 2])], "blur",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {modelmeta.STYLE_NAME: "blur", modelmeta.SIZE_MULTIPLE: "4"}
+    if border is not None:
+        meta[modelmeta.BORDER] = str(border)
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (5, 6)])
+def test_border_margin_removes_the_zero_padding_frame(tmp_path: Path, size: tuple[int, int]) -> None:
+    grey = np.full((*size, 3), 200, np.uint8)
+    plain = Stylizer(_box_blur_model(tmp_path / "plain.onnx", None), device="cpu")
+    framed = plain.stylize([grey])[0]
+    assert framed.shape == grey.shape
+    assert framed[0, 0, 0] < 150  # without a margin the corner sees mostly zeros: the dark frame
+    margin = Stylizer(_box_blur_model(tmp_path / "margin.onnx", 8), device="cpu")
+    assert margin.info.border == 8
+    out = margin.stylize([grey, grey])
+    assert all(o.shape == grey.shape for o in out)
+    assert np.abs(out[0].astype(int) - 200).max() <= 1  # a flat picture stays flat up to its edges
+
+
+def test_border_margin_keeps_the_picture_in_place(tmp_path: Path) -> None:
+    # The crop after the network must take exactly the frame's own pixels back: with a blur that is
+    # the identity on a smooth ramp away from the ends, the output must match the input.
+    h, w = 40, 60
+    ramp = np.zeros((h, w, 3), np.uint8)
+    ramp[..., 0] = np.linspace(20, 220, w).astype(np.uint8)[None, :]
+    ramp[..., 1] = np.linspace(30, 200, h).astype(np.uint8)[:, None]
+    out = Stylizer(_box_blur_model(tmp_path / "m.onnx", 8), device="cpu").stylize([ramp])[0]
+    # Inside, a box blur of a linear ramp is the ramp; at the edges mirroring keeps it close.
+    assert np.abs(out[3:-3, 3:-3].astype(int) - ramp[3:-3, 3:-3]).max() <= 1
+    assert np.abs(out.astype(int) - ramp).mean() < 1.5
+
+
+def test_shipped_fast_tier_asks_for_a_margin() -> None:
+    from realtime.models import list_styles
+
+    fast = [s for s in list_styles("fast") if s.origin == "shipped"]
+    if not fast:
+        pytest.skip("no fast tier installed")
+    for style in fast:
+        assert Stylizer(style.path, device="cpu").info.border > 0, style.name

@@ -116,6 +116,27 @@ def test_fast_network_cannot_paint_a_grid() -> None:
     assert torch.allclose(inner, inner[..., :1, :1].expand_as(inner), atol=1e-5)
 
 
+def test_fast_network_with_its_border_has_no_frame() -> None:
+    """Zero padding darkens or lightens the picture's border (a frame); run as the runtime runs it, with
+    the mirrored margin the model asks for, a constant image stays constant right up to its edges."""
+    from realtime.train.export import build_metadata
+    from realtime.train.model import FastTransformNet, forward_with_border
+
+    torch.manual_seed(0)
+    net = FastTransformNet(16, 1).eval()
+    for p in net.parameters():
+        p.data += 0.3 * torch.randn_like(p)
+    x = torch.full((1, 3, 64, 64), 0.4)
+    with torch.no_grad():
+        plain = net(x)
+        bordered = forward_with_border(net, x, net.runtime_border)
+    assert bordered.shape == x.shape
+    assert (plain[..., :2, :] - plain[..., 32:33, 32:33]).abs().max() > 1e-3  # the frame without it
+    assert torch.allclose(bordered, bordered[..., :1, :1].expand_as(bordered), atol=1e-5)
+    meta = build_metadata({"name": "f"}, "", 1, {}, tier="fast", border=net.runtime_border)
+    assert meta["border"] == str(net.runtime_border) and net.runtime_border > 0
+
+
 def test_fast_export_roundtrip(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from realtime.stylizer import Stylizer

@@ -105,9 +105,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 def build_metadata(config: Mapping[str, Any], style_sha256: str, iterations: int, final_losses: Mapping[str, float],
-                   tier: str = "full") -> dict[str, Any]:
+                   tier: str = "full", border: int = 0) -> dict[str, Any]:
     return {
-        mm.STYLE_NAME: config["name"], mm.TIER: tier, mm.STYLE_IMAGE_SHA256: style_sha256, mm.SETTINGS: dict(config),
+        mm.STYLE_NAME: config["name"], mm.TIER: tier, mm.BORDER: str(int(border)), mm.STYLE_IMAGE_SHA256: style_sha256, mm.SETTINGS: dict(config),
         mm.ITERATIONS: str(iterations), mm.FINAL_LOSSES: dict(final_losses), mm.TRAINER_VERSION: TRAINER_VERSION,
         mm.DATE: datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     }

@@ -8,11 +8,13 @@ from typing import Any
 
 import torch
 
+from realtime import modelmeta as mm
 from realtime.sheet import contact_sheet, save_png
 
 from . import TRAINER_VERSION
 from .evaluate import evaluate_folder
 from .export import build_metadata, export_onnx
+from .model import forward_with_border
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .trainer import Trainer, TrainResult, git_commit, hardware
 
@@ -23,12 +25,15 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     model = result.model.eval().float().cpu()
     onnx_path = result.run_dir / f"{cfg.name}.onnx"
     meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
-                          tier=cfg.arch)
+                          tier=cfg.arch, border=getattr(model, "runtime_border", 0))
     diff = export_onnx(model, onnx_path, meta, log=log)
 
+    border = int(meta[mm.BORDER])
+
     def stylize(x: torch.Tensor) -> torch.Tensor:
+        # As the runtime stylizer runs it: with the mirrored margin the model asks for (modelmeta.BORDER)
         with torch.no_grad():
-            return model(x).clamp(0, 1)
+            return forward_with_border(model, x, border).clamp(0, 1)
 
     evaluation: dict[str, Any] = {}
     sheet_path = None

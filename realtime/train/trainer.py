@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import CropDataset
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
-from .model import build_model
+from .model import build_model, forward_with_border
 from .vgg import VGG16Features, load_vgg
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -237,7 +237,8 @@ class Trainer:
     def stylize(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         try:
-            return self.model(x.to(self.device)).float().clamp(0, 1).cpu()
+            border = getattr(self.model, "runtime_border", 0)  # previews as the runtime will show them
+            return forward_with_border(self.model, x.to(self.device), border).float().clamp(0, 1).cpu()
         finally:
             self.model.train()
 
