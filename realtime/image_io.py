@@ -12,14 +12,13 @@ their final name in one step, never replacing a file unless asked (the same sche
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import InputError, OutputError
-from .sinks import _current_umask
+from .outputs import partial_file, publish
 
 # Suffixes taken as images when a folder is listed (what OpenCV decodes in its default build).
 READ_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".jp2", ".pbm",
@@ -139,42 +138,15 @@ def encode_image(image: np.ndarray, suffix: str, quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
-def publish(tmp: Path, final: Path, overwrite: bool) -> None:
-    """Give the finished temporary file its final name in one step. Without ``overwrite``, link() fails if
-    the name was taken meanwhile, so a file that appeared during the run is never clobbered."""
-    if overwrite:
-        os.replace(tmp, final)
-        return
-    try:
-        os.link(tmp, final)
-    except FileExistsError as exc:
-        raise OutputError(f"{final} appeared while working; not overwriting it (use --overwrite)") from exc
-    except OSError:
-        # file systems without hard links: the exists-check and rename leave a tiny race, as in the sink
-        if final.exists():
-            raise OutputError(f"output {final} exists; use --overwrite to replace it") from None
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists() and final.exists():
-            tmp.unlink()
-
-
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, overwrite: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder: on any failure (disk full,
     Ctrl+C) nothing appears under ``path`` and the temporary file is removed."""
     final = Path(path)
-    folder = final.parent
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from None
-    tmp = Path(name)
+    fd, tmp = partial_file(final)
     try:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            # mkstemp makes the file private (0600); an output gets what any new file would (0666 & ~umask)
-            os.chmod(tmp, 0o666 & ~_current_umask())
         except OSError as exc:
             raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
         publish(tmp, final, overwrite)

@@ -349,14 +349,11 @@ class Recorder:
     def start(self, path: Path, overwrite: bool = False) -> None:
         from fractions import Fraction
 
-        from .sinks import EncoderSettings, FileSink, beside_cpu_network
-        from .stylizer import cpu_count
+        from .sinks import EncoderSettings, FileSink
 
         rate = Fraction(self.rate_hint).limit_denominator(1001) if self.rate_hint else None
         # the default (fast) preset: the encoder shares the CPU with the model; CRF 20 keeps it good
         settings = EncoderSettings(crf=20)
-        if self.background:
-            settings = beside_cpu_network(settings, cpu_count())
         self.sink = FileSink(path, settings=settings, rate=rate, offset=None, overwrite=overwrite, queue_size=4,
                              warn=lambda m: self.info(f"warning: {m}"), background=self.background)
         self.path = path

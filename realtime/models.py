@@ -90,11 +90,9 @@ def list_styles(tier: str = "full") -> list[Style]:
     if tier not in TIERS:
         raise ModelError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
     installed = _installed()
-    out = []
-    for name in sorted({n for n, _ in installed}):
-        order = [tier] + [t for t in TIERS if t != tier]
-        out.append(next(installed[(name, t)] for t in order if (name, t) in installed))
-    return out
+    order = [tier] + [t for t in TIERS if t != tier]
+    return [next(installed[(name, t)] for t in order if (name, t) in installed)
+            for name in sorted({n for n, _ in installed})]
 
 
 def tiers_of(name: str) -> list[str]:

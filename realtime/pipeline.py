@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError, Interrupted, OutputError, RealtimeError
 from .frames import Frame
 from .progress import Progress
-from .sinks import EncoderSettings, FileSink, beside_cpu_network, container_format
+from .sinks import EncoderSettings, FileSink, container_format
 from .sources import FileSource, open_input
 
 WarnFn = Callable[[str], None]
@@ -334,12 +334,10 @@ def restyle_file(
 
 
 def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn: WarnFn, background: bool) -> FileSink:
-    from .stylizer import cpu_count
-
     info = source.info
     return FileSink(
         Path(opts.output),
-        settings=beside_cpu_network(opts.encoder, cpu_count()) if background else opts.encoder,
+        settings=opts.encoder,
         background=background,
         rate=info.rate,
         audio_from=Path(opts.input) if (opts.audio and info.audio_indices) else None,

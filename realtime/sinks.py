@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -25,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from .workers import drain_and_join, lower_thread_priority
+from .outputs import partial_file, publish
+from .workers import cpu_count, drain_and_join, lower_thread_priority
 from .errors import OutputError, RealtimeError
 from .frames import Frame
 
@@ -361,8 +361,9 @@ class FileSink:
     ) -> None:
         self.path = Path(path)
         self.format = container_format(self.path)
-        self.background = background  # encode at a lower priority than the network (workers.lower_thread_priority)
-        self.settings = settings
+        # beside a network on the CPU: encode at a lower priority and on few threads
+        self.background = background
+        self.settings = beside_cpu_network(settings, cpu_count()) if background else settings
         self.rate = rate
         self.audio_from = Path(audio_from) if audio_from else None
         self.audio_start, self.audio_end, self.offset = audio_start, audio_end, offset
@@ -459,16 +460,8 @@ class FileSink:
                 "by repeating the edge (use --pix-fmt yuv444p to keep the exact size)"
             )
         self.coded_size = (cw, ch)
-        folder = self.path.parent
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}", dir=folder)
-            os.close(fd)
-            # mkstemp makes the file private (0600); the finished video gets the permissions any new
-            # file would get (0666 less the umask), as users expect of an output.
-            os.chmod(tmp, 0o666 & ~_current_umask())
-        except OSError as exc:
-            raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
-        self.tmp_path = Path(tmp)
+        fd, self.tmp_path = partial_file(self.path)
+        os.close(fd)  # FFmpeg opens it by name
         try:
             out = av.open(str(self.tmp_path), mode="w", format=self.format)
             self._container = out
@@ -597,23 +590,8 @@ class FileSink:
         raise err
 
     def _publish(self) -> None:
-        tmp = self.tmp_path
-        assert tmp is not None
-        if self.overwrite:
-            os.replace(tmp, self.path)
-        else:
-            # link() fails if the name was taken meanwhile: never clobber a file that appeared mid-run
-            try:
-                os.link(tmp, self.path)
-            except FileExistsError as exc:
-                raise OutputError(f"{self.path} appeared while working; not overwriting it (use --overwrite)") from exc
-            except OSError:
-                if self.path.exists():
-                    raise OutputError(f"{self.path} exists; use --overwrite") from None
-                os.replace(tmp, self.path)
-            finally:
-                if tmp.exists() and self.path.exists():
-                    tmp.unlink()
+        assert self.tmp_path is not None
+        publish(self.tmp_path, self.path, self.overwrite)
         self.tmp_path = None
 
     def _discard(self) -> None:
@@ -630,10 +608,3 @@ class FileSink:
             except FileNotFoundError:
                 pass
             self.tmp_path = None
-
-
-def _current_umask() -> int:
-    """The process umask (os.umask can only be read by setting it; set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import modelmeta
 from .errors import DeviceError, ModelError, RealtimeError
+from .workers import cpu_count
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -63,14 +64,6 @@ class StageTimes:
             out[f"{name}_s"] = round(s, 4)
             out[f"{name}_ms_per_frame"] = round(1000.0 * s / self.frames, 3) if self.frames else None
         return out
-
-
-def cpu_count() -> int:
-    """Cores this process may use (respects affinity / container limits where the OS reports them)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def _parse_range(text: str) -> tuple[float, float]:

@@ -91,7 +91,7 @@ def _sq_norm(vectors: np.ndarray) -> np.ndarray:
     return cv2.multiply(magnitude, magnitude)
 
 
-def flow_validity(flow: np.ndarray, reverse: np.ndarray | None, pixel_scale: float = 1.0,
+def flow_validity(flow: np.ndarray, reverse: np.ndarray, pixel_scale: float = 1.0,
                   round_trip_tolerance: float = 0.5) -> np.ndarray:
     """Where ``flow`` can be trusted for backward warping: an H×W bool mask.
 
@@ -105,8 +105,8 @@ def flow_validity(flow: np.ndarray, reverse: np.ndarray | None, pixel_scale: flo
     - x + f falls outside the frame (content that just entered has no history).
 
     ``pixel_scale`` is full-resolution pixels per pixel of these arrays, so a flow computed on a
-    downscaled image is judged by the same thresholds as a full-resolution one. With ``reverse`` None
-    the round-trip test is skipped; ``round_trip_tolerance`` is its constant (0.5 px² in the metric).
+    downscaled image is judged by the same thresholds as a full-resolution one. ``round_trip_tolerance``
+    is the round-trip test's constant (0.5 px² in the metric).
     """
     h, w = flow.shape[:2]
     coords = cv2.add(pixel_grid(h, w), flow)
@@ -115,11 +115,9 @@ def flow_validity(flow: np.ndarray, reverse: np.ndarray | None, pixel_scale: flo
     # OpenCV element-wise ops throughout: this runs on every frame and numpy's temporaries cost
     # several times more at these sizes.
     mag_f = _sq_norm(flow)
-    consistent = np.ones((h, w), bool)
-    if reverse is not None:
-        rev_at = cv2.remap(reverse, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mag_rt = _sq_norm(cv2.add(flow, rev_at))
-        consistent = mag_rt * s2 <= 0.01 * s2 * (mag_f + _sq_norm(rev_at)) + round_trip_tolerance
+    rev_at = cv2.remap(reverse, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mag_rt = _sq_norm(cv2.add(flow, rev_at))
+    consistent = mag_rt * s2 <= 0.01 * s2 * (mag_f + _sq_norm(rev_at)) + round_trip_tolerance
 
     # Forward differences, as in Lai et al.'s reference code; the last row/column get zero gradient.
     grad = np.zeros((h, w), np.float32)
@@ -286,8 +284,8 @@ class FlowSmoother:
 
     def __init__(self, strength: float = 0.8, flow_long_side: int = 320, preset: str = "fast",
                  cut_detector: SceneCutDetector | None = None, min_valid_fraction: float = 0.05,
-                 max_grey_residual: float = 20.0, erode: int = 5, round_trip: bool = True,
-                 residual_window: int = 5, round_trip_tolerance: float = 2.0) -> None:
+                 max_grey_residual: float = 20.0, erode: int = 5, residual_window: int = 5,
+                 round_trip_tolerance: float = 2.0) -> None:
         self.strength = float(np.clip(strength, 0.0, self.max_strength))
         self.flow_long_side = flow_long_side
         self.min_valid_fraction = min_valid_fraction
@@ -297,7 +295,6 @@ class FlowSmoother:
         self.cut_detector = cut_detector if cut_detector is not None else SceneCutDetector()
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
         self._erode = cv2.getStructuringElement(cv2.MORPH_RECT, (erode, erode)) if erode > 1 else None
-        self.round_trip = round_trip
         self._prev_grey: np.ndarray | None = None
         self._prev_out: np.ndarray | None = None
         # Diagnostics for the pipeline and the evaluation tool.
@@ -335,9 +332,9 @@ class FlowSmoother:
             self.cuts += 1
             return self._restart(grey, stylized)
 
-        # Warping flow current → previous (and, with round_trip, the reverse for the consistency check).
+        # Warping flow current → previous, and the reverse for the consistency check.
         to_prev = self._dis.calc(grey, self._prev_grey, None)
-        to_cur = self._dis.calc(self._prev_grey, grey, None) if self.round_trip else None
+        to_cur = self._dis.calc(self._prev_grey, grey, None)
         geometric = flow_validity(to_prev, to_cur, pixel_scale=max(scale), round_trip_tolerance=self.round_trip_tolerance)
         # Brightness constancy as well: where the warped previous input does not look like the current
         # input, the warped previous output cannot be right either. The mean difference is taken out so

@@ -11,6 +11,14 @@ import threading
 BACKGROUND_NICE = 10
 
 
+def cpu_count() -> int:
+    """Cores this process may use (respects affinity / container limits where the OS reports them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def drain_and_join(thread: threading.Thread | None, q: "queue.Queue[object]", poll: float = 0.05) -> None:
     """Wait for a worker that was told to stop, emptying its queue meanwhile: a worker blocked on a full
     queue (or a consumer that stopped reading) would otherwise never see its stop flag."""

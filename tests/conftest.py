@@ -60,17 +60,23 @@ def clips(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+def in_process(main, capsys: pytest.CaptureFixture[str]):  # noqa: ANN001, ANN201 - main: (argv) -> int
+    """A runner for a console entry point in this process: run(*argv) -> (exit code, stdout, stderr)."""
+
+    def run(*argv: object) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]):
     """Run restyle-video in this process: returns (exit code, stdout, stderr)."""
     from realtime.cli import restyle_video_main
 
-    def run(*argv: object) -> tuple[int, str, str]:
-        code = restyle_video_main([str(a) for a in argv])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return run
+    return in_process(restyle_video_main, capsys)
 
 
 def cli_command() -> list[str]:

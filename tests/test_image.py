@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, snapshot
+from conftest import REPO, in_process, snapshot
 from realtime.cli_image import main as restyle_image_main
 from realtime.image_io import decode_image, read_image, write_image
 from realtime.tiles import axis_weights, stylize_tiled, tile_spans
@@ -56,13 +56,7 @@ def save(path: Path, image: np.ndarray) -> Path:
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]):
     """Run restyle-image in this process: (exit code, stdout, stderr)."""
-
-    def go(*argv: object) -> tuple[int, str, str]:
-        code = restyle_image_main([str(a) for a in argv])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return go
+    return in_process(restyle_image_main, capsys)
 
 
 def one_line_error(code: int, err: str, expect: str, exit_code: int = 1) -> None:

@@ -16,6 +16,7 @@ import av
 import numpy as np
 import pytest
 
+from conftest import in_process
 from realtime.camera import MICROS, ClipReader, LatestFrame, parse_size
 from realtime.controls import Action, Command, ViewState, command_for_key
 from realtime.live import LiveLoop, LiveOptions, NoDisplay, StyleLoader
@@ -400,12 +401,7 @@ def test_clip_reader_paces_and_loops(clips) -> None:  # noqa: ANN001
 def cam_cli(capsys: pytest.CaptureFixture[str]):
     from realtime.cli_cam import main
 
-    def run(*argv: object) -> tuple[int, str, str]:
-        code = main([str(a) for a in argv])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return run
+    return in_process(main, capsys)
 
 
 def _one_error_line(err: str) -> str:

@@ -28,6 +28,11 @@ from realtime.train.trainer import CHECKPOINT_NAME, Trainer  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
 
 
+def stage_record(settings: dict, iterations: int, seconds: float, final_losses: dict) -> dict:
+    """One stage's entry in a multi-stage training record."""
+    return {"settings": settings, "iterations": iterations, "wall_time_s": round(seconds, 1), "final_losses": final_losses}
+
+
 def finished_stage(checkpoint: Path, iterations: int) -> dict | None:
     """The stage record of a run whose checkpoint reached ``iterations``, else None."""
     if not checkpoint.is_file():
@@ -39,8 +44,7 @@ def finished_stage(checkpoint: Path, iterations: int) -> dict | None:
         return None
     history = state.get("history") or [{}]
     last = {k: v for k, v in history[-1].items() if k not in ("iteration", "seconds")}
-    return {"settings": state["config"], "iterations": state["iteration"],
-            "wall_time_s": round(state.get("seconds", 0.0), 1), "final_losses": last}
+    return stage_record(state["config"], state["iteration"], state.get("seconds", 0.0), last)
 
 
 def main() -> int:
@@ -100,8 +104,7 @@ def main() -> int:
                   f"{trainer.precision}", flush=True)
             result = trainer.run()
             previous = result.run_dir / CHECKPOINT_NAME
-            done.append({"settings": trainer.config.to_dict(), "iterations": result.iterations,
-                         "wall_time_s": round(result.seconds, 1), "final_losses": result.final_losses})
+            done.append(stage_record(trainer.config.to_dict(), result.iterations, result.seconds, result.final_losses))
             trainer.close()
         record = finish_run(trainer, result, log=print)
         if len(stages) > 1:

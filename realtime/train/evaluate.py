@@ -74,15 +74,13 @@ def optimization_method(vgg: torch.nn.Module, painting: np.ndarray, settings, si
     back to the photo's size."""
     import cv2
 
-    from .optimize import optimize_image
+    from .optimize import optimize_image, resize_array_long_side
 
     def run(x: torch.Tensor) -> torch.Tensor:
         photo = to_uint8(x)
         h, w = photo.shape[:2]
-        if size and max(h, w) != size:
-            scale = size / max(h, w)
-            photo = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        if size:
+            photo = resize_array_long_side(photo, size)
         out = optimize_image(photo, painting, settings, vgg=vgg, device=device, on_iteration=on_iteration).image
         if out.shape[:2] != (h, w):
             out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)

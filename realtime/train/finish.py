@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from realtime import modelmeta as mm
 from realtime.sheet import contact_sheet, save_png
 
 from . import TRAINER_VERSION
@@ -24,11 +23,10 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     cfg = trainer.config
     model = result.model.eval().float().cpu()
     onnx_path = result.run_dir / f"{cfg.name}.onnx"
+    border = getattr(model, "runtime_border", 0)
     meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
-                          tier=cfg.arch, border=getattr(model, "runtime_border", 0))
+                          tier=cfg.arch, border=border)
     diff = export_onnx(model, onnx_path, meta, log=log)
-
-    border = int(meta[mm.BORDER])
 
     def stylize(x: torch.Tensor) -> torch.Tensor:
         # As the runtime stylizer runs it: with the mirrored margin the model asks for (modelmeta.BORDER)

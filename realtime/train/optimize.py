@@ -106,7 +106,8 @@ def _image(x: torch.Tensor) -> np.ndarray:
     return (x.detach()[0].clamp(0, 1).permute(1, 2, 0).mul(255.0).add_(0.5).to(torch.uint8).cpu().numpy())
 
 
-def _resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
+def resize_array_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    """H×W×3 uint8 scaled so its long side is ``long_side`` (area when shrinking, cubic when enlarging)."""
     h, w = image.shape[:2]
     if max(h, w) == long_side:
         return image
@@ -155,7 +156,7 @@ def optimize_image(content: np.ndarray, style: np.ndarray, settings: OptimizeSet
     t0 = time.perf_counter()
     c = _tensor(content, dev)
     style_side = s.style_size or max(content.shape[:2])
-    p = _tensor(_resize_long_side(style, style_side), dev)
+    p = _tensor(resize_array_long_side(style, style_side), dev)
     objective = Objective(vgg, c, p, s)
 
     generator = torch.Generator().manual_seed(s.seed)
