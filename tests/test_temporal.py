@@ -162,6 +162,18 @@ def test_flow_smoothing_does_not_smear_a_moving_object_over_the_background_it_un
         assert diff.max() <= 1, (t, diff.max(), diff.mean())
 
 
+def test_occlusion_margin_spreads_failed_regions_but_not_lone_pixels():
+    from realtime.temporal import with_occlusion_margin
+
+    valid = np.ones((40, 60), np.uint8)
+    valid[10:18, 10:18] = 0  # an occlusion: a failed region
+    valid[30, 45] = 0  # a lone failed pixel
+    out = with_occlusion_margin(valid, np.ones((7, 7), np.uint8), np.ones((3, 3), np.uint8))
+    assert out[7:21, 7:21].sum() == 0 and out[6, 10] == 1 and out[10, 21] == 1  # a 3-px margin, no more
+    assert out[30, 45] == 0 and out[29:32, 44:47].sum() == 8  # the lone pixel stays failed, alone
+    assert with_occlusion_margin(valid, np.ones((7, 7), np.uint8))[27:34, 42:49].sum() == 0  # without the opening it spreads
+
+
 def test_a_hard_cut_resets_the_flow_smoother(panning):
     frames, styled = panning
     other = texture(H2, W2, seed=13)

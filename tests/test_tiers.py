@@ -137,6 +137,39 @@ def test_fast_network_with_its_border_has_no_frame() -> None:
     assert meta["border"] == str(net.runtime_border) and net.runtime_border > 0
 
 
+def test_nearest_upsampling_conv_equals_its_transposed_form() -> None:
+    import torch.nn.functional as F
+
+    from realtime.train.model import nearest_up_conv_as_transposed
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 3, 3, padding=1)
+    x = torch.randn(2, 5, 7, 9)  # odd sizes: the border rows and columns are checked too
+    with torch.no_grad():
+        want = conv(F.interpolate(x, scale_factor=2, mode="nearest")) * 0.125 + 0.5
+        got = nearest_up_conv_as_transposed(conv, 0.125, 0.5)(x)
+    assert got.shape == want.shape == (2, 3, 14, 18)
+    assert torch.allclose(got, want, atol=1e-5)
+    # a different function is not matched (the test can fail): swap two taps of the kernel
+    conv.weight.data[..., 0, 0], conv.weight.data[..., 2, 2] = conv.weight.data[..., 2, 2].clone(), conv.weight.data[..., 0, 0].clone()
+    with torch.no_grad():
+        assert not torch.allclose(nearest_up_conv_as_transposed(conv, 0.125, 0.5)(x), want, atol=1e-3)
+    with pytest.raises(ValueError):
+        nearest_up_conv_as_transposed(torch.nn.Conv2d(5, 3, 5, padding=2))
+
+
+def test_fast_network_export_form_is_the_same_function() -> None:
+    from realtime.train.model import FastTransformNet
+
+    torch.manual_seed(0)
+    net = FastTransformNet(16, 2).eval()
+    for p in net.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    x = torch.rand(2, 3, 36, 100)
+    with torch.no_grad():
+        assert torch.allclose(net.export_form()(x), net(x), atol=1e-5)
+
+
 def test_fast_export_roundtrip(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from realtime.stylizer import Stylizer
@@ -149,6 +182,10 @@ def test_fast_export_roundtrip(tmp_path: Path) -> None:
         p.data += 0.05 * torch.randn_like(p)
     path = tmp_path / "fast.onnx"
     assert export_onnx(model, path, {"style_name": "f", "tier": "fast"}) <= VERIFY_BOUND
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("ConvTranspose") == 1 and ops.count("Resize") == 1  # the export form was written
     s = Stylizer(path, device="cpu")
     assert s.info.style_name == "f"
     frame = (np.random.default_rng(0).random((37, 51, 3)) * 255).astype(np.uint8)  # odd size: padded

@@ -43,6 +43,10 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
 
     path = Path(path)
     model = _Clamped(model).eval().float().cpu()
+    # A network may offer an equivalent form that runs faster in ONNX Runtime (FastTransformNet); the
+    # check below compares the file against the trained form, so the rewrite is verified too.
+    form = getattr(model.model, "export_form", None)
+    exported = _Clamped(form()).eval() if form else model
     tmp = path.with_name(path.name + ".tmp")
     example = torch.rand(1, 3, 64, 64)
     with warnings.catch_warnings():
@@ -50,7 +54,7 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
         # The TorchScript-based exporter handles dynamic axes of this plain conv net reliably and
         # needs no extra packages; it gives the same graph the dynamo exporter would.
         torch.onnx.export(
-            model, (example,), str(tmp), input_names=[mm.INPUT_NAME], output_names=[mm.OUTPUT_NAME], opset_version=OPSET,
+            exported, (example,), str(tmp), input_names=[mm.INPUT_NAME], output_names=[mm.OUTPUT_NAME], opset_version=OPSET,
             dynamic_axes={mm.INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, mm.OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
             dynamo=False,
         )
