@@ -241,6 +241,25 @@ def test_config_rejects_bad_arch_and_missing_teacher(tmp_path: Path) -> None:
         TrainConfig(style_image=str(style), data=str(tmp_path), arch="tiny").validate()
     with pytest.raises(DataError, match="teacher"):
         TrainConfig(style_image=str(style), data=str(tmp_path), arch="fast", distill_weight=1.0).validate()
+    with pytest.raises(DataError, match="residual_norm"):
+        TrainConfig(style_image=str(style), data=str(tmp_path), arch="full", residual_norm=False).validate()
+
+
+def test_fast_network_without_residual_norm() -> None:
+    """``residual_norm=False`` leaves the residual blocks without instance norm (the encoder and decoder
+    keep theirs), and its export form is still the same function."""
+    from realtime.train.model import build_model
+
+    lean, plain = build_model("fast", 16, 2, residual_norm=False), build_model("fast", 16, 2)
+    norms = lambda m: sum(isinstance(x, torch.nn.InstanceNorm2d) for x in m.modules())  # noqa: E731
+    assert norms(lean.residuals) == 0 and norms(plain.residuals) == 2
+    assert norms(lean) == norms(plain) - 2 == 3
+    lean.eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(lean.export_form()(x), lean(x), atol=1e-5)
+    with pytest.raises(ValueError):
+        build_model("full", 8, 1, residual_norm=False)
 
 
 def test_shipped_fast_tier_covers_every_style() -> None:

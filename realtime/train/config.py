@@ -27,6 +27,7 @@ class TrainConfig:
     arch: str = "full"  # full (Johnson et al.) | fast (the CPU real-time tier; see model.FastTransformNet)
     width: int = 32
     depth: int = 5
+    residual_norm: bool = True  # fast arch: instance norm inside each residual block (false: none there)
     # optimisation
     iterations: int = 2000
     batch: int = 4
@@ -89,6 +90,8 @@ class TrainConfig:
 
         if self.arch not in ARCHS:
             raise DataError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if not self.residual_norm and self.arch != "fast":
+            raise DataError(f"residual_norm false is a setting of the fast arch, not {self.arch!r}")
         if self.distill_weight > 0 and not (self.teacher and Path(self.teacher).is_file()):
             raise DataError(f"distillation needs a teacher model file (--teacher), got {self.teacher or '(none)'}")
         if self.init and not Path(self.init).is_file():

@@ -73,11 +73,12 @@ class SeparableResidualBlock(nn.Module):
     a ninth of the multiply-adds of a dense block, and one normalisation instead of two because each
     InstanceNormalization is a layout change plus two passes over memory in ONNX Runtime on CPU."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, norm: bool = True):
         super().__init__()
         c = channels
         self.body = nn.Sequential(
-            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1), nn.InstanceNorm2d(c, affine=True), nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
+            nn.InstanceNorm2d(c, affine=True) if norm else nn.Identity(), nn.ReLU(inplace=True),
             nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
         )
 
@@ -114,7 +115,7 @@ class FastTransformNet(nn.Module):
     output_scale = 1.0 / 8.0
     output_offset = 0.5
 
-    def __init__(self, width: int = 64, depth: int = 4):
+    def __init__(self, width: int = 64, depth: int = 4, residual_norm: bool = True):
         super().__init__()
         self.width, self.depth = width, depth
         half = max(4, width // 8)
@@ -122,7 +123,7 @@ class FastTransformNet(nn.Module):
             nn.Conv2d(3, half, 3, 2, 1), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True),
             nn.Conv2d(half, width, 3, 2, 1), nn.InstanceNorm2d(width, affine=True), nn.ReLU(inplace=True),
         )
-        self.residuals = nn.Sequential(*[SeparableResidualBlock(width) for _ in range(depth)])
+        self.residuals = nn.Sequential(*[SeparableResidualBlock(width, residual_norm) for _ in range(depth)])
         self.decoder = nn.Sequential(
             nn.Conv2d(width, 2 * half, 1), nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(2 * half, half, 3, padding=1), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True),
@@ -169,8 +170,13 @@ def nearest_up_conv_as_transposed(conv: nn.Conv2d, scale: float = 1.0, offset: f
 ARCHS = {"full": TransformNet, "fast": FastTransformNet}
 
 
-def build_model(arch: str, width: int, depth: int) -> nn.Module:
-    """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable)."""
+def build_model(arch: str, width: int, depth: int, residual_norm: bool = True) -> nn.Module:
+    """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable).
+    ``residual_norm=False`` (fast only) leaves instance norm out of the residual blocks."""
+    if arch == "fast":
+        return FastTransformNet(width, depth, residual_norm)
+    if not residual_norm:
+        raise ValueError(f"residual_norm=False is a setting of the fast arch, not {arch!r}")
     return ARCHS[arch](width, depth)
 
 

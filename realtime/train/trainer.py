@@ -146,7 +146,7 @@ class Trainer:
         self.style_sha256 = file_sha256(config.style_image)
         self.style_grams = target_grams(self.vgg, style, list(config.style_layer_weights))
 
-        self.model = build_model(config.arch, config.width, config.depth).to(self.device)
+        self.model = build_model(config.arch, config.width, config.depth, config.residual_norm).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "amp" and self.device.type == "cuda")
         self.iteration = 0
@@ -155,9 +155,11 @@ class Trainer:
         if checkpoint is None and config.init:
             start = torch.load(config.init, map_location="cpu", weights_only=False)
             saved = start.get("config", {})
-            if (saved.get("arch", "full"), saved.get("width"), saved.get("depth")) != (config.arch, config.width, config.depth):
+            shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("depth"), c.get("residual_norm", True))  # noqa: E731
+            if shape(saved) != shape(config.to_dict()):
                 raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
-                                f"depth {saved.get('depth')}; this run builds {config.arch} {config.width}/{config.depth}")
+                                f"depth {saved.get('depth')}, residual norm {saved.get('residual_norm', True)}; this run builds "
+                                f"{config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}")
             self.model.load_state_dict(start["model"])
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
