@@ -55,8 +55,8 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--start", type=_seconds, default=0.0, help="start at this time (seconds or [h:]m:s)")
     p.add_argument("--duration", type=_seconds, default=None, help="process this many seconds")
-    p.add_argument("--smooth", choices=("off", "blend", "flow"), default="off",
-                   help="temporal smoothing against flicker (default off)")
+    p.add_argument("--smooth", choices=("off", "blend", "flow", "flow-hq"), default="off",
+                   help="temporal smoothing against flicker (default off; flow-hq: finer flow, steadier, slower)")
     p.add_argument("--smooth-strength", type=unit_float, default=0.8, help="weight of the previous output where it is trusted (default 0.8)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=float, default=None, help="encoder quality, lower is better (libx264 default 23)")

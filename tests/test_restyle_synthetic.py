@@ -198,7 +198,7 @@ def test_max_size_strength_preserve_color(clips, run_cli, tmp_path: Path) -> Non
     assert np.abs(chroma(first(kept)) - chroma(original)).mean() < 0.4 * np.abs(chroma(first(styled)) - chroma(original)).mean()
 
 
-@pytest.mark.parametrize("mode", ["blend", "flow"])
+@pytest.mark.parametrize("mode", ["blend", "flow", "flow-hq"])
 def test_smoothing_modes_are_wired(clips, run_cli, tmp_path: Path, mode: str) -> None:
     src = clips("smooth.mp4", size=(96, 64), frames=10)
     out = tmp_path / f"{mode}.mp4"

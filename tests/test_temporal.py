@@ -107,6 +107,8 @@ def test_make_smoother_modes():
     assert isinstance(make_smoother("off"), NoSmoothing)
     assert isinstance(make_smoother("blend"), BlendSmoother)
     assert isinstance(make_smoother("flow"), FlowSmoother)
+    hq = make_smoother("flow-hq")
+    assert isinstance(hq, FlowSmoother) and hq.max_grey_residual > make_smoother("flow").max_grey_residual
     with pytest.raises(ValueError):
         make_smoother("optical")
 
@@ -120,11 +122,12 @@ def test_off_is_identity_and_blend_is_the_exponential_average():
     assert np.abs(out - (0.75 * a + 0.25 * b.astype(np.float32))).max() <= 1
 
 
-def test_flow_smoothing_removes_shimmer_on_moving_texture(panning):
+@pytest.mark.parametrize("mode", ["flow", "flow-hq"])
+def test_flow_smoothing_removes_shimmer_on_moving_texture(panning, mode):
     frames, styled = panning
     flows = pair_flows(frames)
     per_frame = warping_error_with_flows(flows, styled)
-    smoothed = warping_error_with_flows(flows, run(make_smoother("flow", 0.5), frames, styled))
+    smoothed = warping_error_with_flows(flows, run(make_smoother(mode, 0.5), frames, styled))
     # Independent noise per frame: per-frame error ≈ 2σ²; an aligned average at 0.5 leaves ≈ σ²/3.
     assert smoothed < 0.4 * per_frame, (smoothed, per_frame)
 
@@ -141,7 +144,8 @@ def test_flow_smoothing_never_touches_content_that_just_entered_the_frame(pannin
         assert np.abs(out[40:-40, 40:-40].astype(int) - sty[40:-40, 40:-40]).mean() > 5
 
 
-def test_flow_smoothing_does_not_smear_a_moving_object_over_the_background_it_uncovers():
+@pytest.mark.parametrize("mode", ["flow", "flow-hq"])
+def test_flow_smoothing_does_not_smear_a_moving_object_over_the_background_it_uncovers(mode):
     background = texture(H, W, seed=10)
     patch = texture(60, 60, seed=11)
     frames, boxes = [], []
@@ -152,7 +156,7 @@ def test_flow_smoothing_does_not_smear_a_moving_object_over_the_background_it_un
         frames.append(f)
         boxes.append(x0)
     styled = shimmer(frames, seed=12)
-    smoother = make_smoother("flow", 0.9)
+    smoother = make_smoother(mode, 0.9)
     outputs = run(smoother, frames, styled)
     for t in range(1, len(frames)):
         # Background uncovered this frame: the 12 columns the object left (rows inside, away from

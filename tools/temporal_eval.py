@@ -134,7 +134,7 @@ def evaluate_clip(clip: Path, inputs: list[np.ndarray], models: list[tuple[str, 
         model_ms.append(1000 * (time.perf_counter() - t0) / len(inputs))
         # Features of the per-frame output are the reference for every mode: compute them once.
         ref_features = [features(f.astype(np.float32) / 255.0) for f in perframe] if features else None
-        modes = ("off", "blend", "flow") if prefix == "" else ("off", "flow")
+        modes = ("off", "blend", "flow", "flow-hq") if prefix == "" else ("off", "flow")
         for mode in modes:
             outputs, ms, note = smooth(mode, strength, inputs, perframe)
             ghosts = ghosting_per_frame(outputs, perframe)

@@ -104,7 +104,14 @@ class FastTransformNet(nn.Module):
     with the Gram-matrix style loss it painted a regular 4-pixel grid over flat areas, because every
     sub-pixel position had its own kernel and the style loss rewards that high-frequency energy. Nearest
     upsampling followed by one shared convolution cannot make a position-dependent pattern (Odena et
-    al. 2016): a constant image stays constant (tests/test_tiers.py)."""
+    al. 2016): a constant image stays constant (tests/test_tiers.py).
+
+    ``residual_norm=False`` drops the instance norm of each residual block: ORT runs InstanceNormalization
+    outside its blocked (NCHWc) layout, so each one also costs two layout changes. Model-only at 672×392 /
+    672×512 (interleaved, median ms): 33.2 / 49.4 with, 31.1 / 39.8 without. Trained with the shipped
+    recipe it lost quality (val, 512 px, style distance ÷ full tier's, content distance): the_scream
+    1.20× / 6.31 after stage 4 (shipped: 1.10× / 6.26), great_wave 1.19–1.30× with content 14.8–15.0,
+    worse than the full tier's 14.3. So the shipped models keep it."""
 
     size_multiple = 4
     runtime_border = 16
