@@ -109,6 +109,7 @@ class Row:
     ghost_vgg: float | None = None
     ms: float | None = None
     note: str = ""
+    ratio: float | None = None  # warp ÷ the same model's per-frame ("off") warp
 
 
 def smooth(mode: str, strength: float, inputs: Sequence[np.ndarray],
@@ -135,6 +136,7 @@ def evaluate_clip(clip: Path, inputs: list[np.ndarray], models: list[tuple[str, 
         # Features of the per-frame output are the reference for every mode: compute them once.
         ref_features = [features(f.astype(np.float32) / 255.0) for f in perframe] if features else None
         modes = ("off", "blend", "flow", "flow-hq") if prefix == "" else ("off", "flow")
+        off_warp = None
         for mode in modes:
             outputs, ms, note = smooth(mode, strength, inputs, perframe)
             ghosts = ghosting_per_frame(outputs, perframe)
@@ -143,19 +145,21 @@ def evaluate_clip(clip: Path, inputs: list[np.ndarray], models: list[tuple[str, 
                 vgg = 0.0 if mode == "off" else float(np.mean([
                     np.mean(np.square(features(o.astype(np.float32) / 255.0) - r))
                     for o, r in zip(outputs, ref_features)]))
-            rows.append(Row(clip.name, prefix + mode, warping_error_with_flows(flows, outputs),
-                            float(np.mean(ghosts)), float(np.max(ghosts)), vgg, ms, note))
+            warp = warping_error_with_flows(flows, outputs)
+            off_warp = warp if mode == "off" else off_warp
+            rows.append(Row(clip.name, prefix + mode, warp, float(np.mean(ghosts)), float(np.max(ghosts)), vgg, ms, note,
+                            warp / off_warp if off_warp else None))
     return rows, model_ms
 
 
 def print_table(rows: list[Row], with_vgg: bool) -> None:
-    head = ["clip", "output", "warp err ×1e3", "ghost L1 ×1e3", "ghost L1 max ×1e3"]
+    head = ["clip", "output", "warp err ×1e3", "÷ off", "ghost L1 ×1e3", "ghost L1 max ×1e3"]
     head += ["ghost VGG r3_3"] if with_vgg else []
     head += ["smooth ms/frame", "note"]
     fmt = lambda v, k=1000.0, d=2: "—" if v is None else f"{v * k:.{d}f}"  # noqa: E731
     lines = []
     for r in rows:
-        cells = [r.clip, r.name, fmt(r.warp), fmt(r.ghost), fmt(r.ghost_max)]
+        cells = [r.clip, r.name, fmt(r.warp), fmt(r.ratio, 1.0, 3), fmt(r.ghost), fmt(r.ghost_max)]
         cells += [fmt(r.ghost_vgg, 1.0, 4)] if with_vgg else []
         cells += [fmt(r.ms, 1.0, 2), r.note]
         lines.append(cells)
@@ -168,6 +172,13 @@ def print_table(rows: list[Row], with_vgg: bool) -> None:
             print()
         last_clip = cells[0]
         print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)))
+    ratios: dict[str, list[float]] = {}
+    for r in rows:
+        if r.ratio is not None and r.name not in ("off", "T:off"):
+            ratios.setdefault(r.name, []).append(r.ratio)
+    if ratios:
+        print("\nwarping error ÷ per-frame, mean over the clips: "
+              + ", ".join(f"{name} {np.mean(v):.3f}" for name, v in ratios.items()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
