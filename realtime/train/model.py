@@ -146,8 +146,8 @@ class FastTransformNet(nn.Module):
         output scale and offset folded into its weights. ORT pads a 3-channel convolution's output to
         its 8-channel blocks and materialises the upsampled tensor first; the transposed form reads
         the half-resolution tensor directly. Measured at 672×392 (this tier's 640×360 frames with
-        their border) over 3 interleaved runs of 50 calls, median ms: 36.5 / 30.8 / 30.8 before,
-        34.0 / 27.2 / 29.6 after (tools scratch; min 26.1-27.7 → 22.0-23.6). Computing the middle
+        their border) over 3 interleaved runs of 50 calls, median ms: 33.2 / 36.5 / 30.8 before,
+        29.6 / 34.0 / 27.2 after (minimum 26.1–28.1 → 22.0–23.6). Computing the middle
         upsampling the same way did not help, and a sub-pixel convolution + DepthToSpace was slower
         (ORT's DepthToSpace is a generic transpose). Exact up to float rounding:
         tests/test_tiers.py."""
