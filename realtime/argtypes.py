@@ -7,6 +7,10 @@ from typing import Callable, TypeVar
 
 N = TypeVar("N", int, float)
 
+# --smooth choices of restyle-video and restyle-cam; the same modes as realtime.temporal.MODES, named
+# here so that parsing "--smooth off" does not import the temporal module.
+SMOOTH_MODES = ("off", "blend", "flow", "flow-hq")
+
 
 def _number(text: str, cast: Callable[[str], N], accept: Callable[[N], bool], rule: str) -> N:
     """``text`` parsed by ``cast`` and checked by ``accept``; otherwise a one-line argparse error

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .argtypes import positive_int, unit_float
+from .argtypes import SMOOTH_MODES, positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
 
@@ -55,7 +55,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--start", type=_seconds, default=0.0, help="start at this time (seconds or [h:]m:s)")
     p.add_argument("--duration", type=_seconds, default=None, help="process this many seconds")
-    p.add_argument("--smooth", choices=("off", "blend", "flow", "flow-hq"), default="off",
+    p.add_argument("--smooth", choices=SMOOTH_MODES, default="off",
                    help="temporal smoothing against flicker (default off; flow-hq: finer flow, steadier, slower)")
     p.add_argument("--smooth-strength", type=unit_float, default=0.8, help="weight of the previous output where it is trusted (default 0.8)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import positive_float, positive_int, unit_float
+from .argtypes import SMOOTH_MODES, positive_float, positive_int, unit_float
 from .errors import RealtimeError
 from .models import TIER_CHOICES
 
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true", help="show original | stylized side by side")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style (default), 0 none")
     p.add_argument("--preserve-color", action="store_true", help="start with the input's colours kept (key c)")
-    p.add_argument("--smooth", choices=("off", "blend", "flow", "flow-hq"), default="off",
+    p.add_argument("--smooth", choices=SMOOTH_MODES, default="off",
                    help="temporal smoothing at start (default off); key s toggles it (flow when started off)")
     p.add_argument("--smooth-strength", type=unit_float, default=0.8, help="weight of the previous output where it is trusted (default 0.8)")
     p.add_argument("--no-overlay", action="store_true", help="start with the overlay hidden (key h)")

@@ -352,7 +352,7 @@ class Recorder:
         from .sinks import EncoderSettings, FileSink
 
         rate = Fraction(self.rate_hint).limit_denominator(1001) if self.rate_hint else None
-        # the default (fast) preset: the encoder shares the CPU with the model; CRF 20 keeps it good
+        # the default x264 preset (superfast): the encoder shares the CPU with the model; CRF 20 keeps it good
         settings = EncoderSettings(crf=20)
         self.sink = FileSink(path, settings=settings, rate=rate, offset=None, overwrite=overwrite, queue_size=4,
                              warn=lambda m: self.info(f"warning: {m}"), background=self.background)

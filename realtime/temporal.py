@@ -42,7 +42,7 @@ __all__ = [
     "with_occlusion_margin",
 ]
 
-MODES = ("off", "blend", "flow", "flow-hq")
+MODES = ("off", "blend", "flow", "flow-hq")  # argtypes.SMOOTH_MODES offers the same on the command line
 
 # ``flow-hq``: the flow smoother with DIS MEDIUM (its finest pyramid level is twice the FAST preset's
 # resolution) and a looser photometric check, which the finer flow allows. Measured on cached per-frame
@@ -289,13 +289,13 @@ class FlowSmoother:
     0.8): ULTRAFAST flow with the metric's own round-trip constant (0.5 px²) gave 0.78; the FAST preset
     and a tolerance of 2 px² (about 1.4 px of disagreement, far below the motion of an occlusion) give
     0.69. Not eroding the mask reaches 0.48, but then background uncovered by a moving object gets
-    smeared (tests/test_temporal.py), so failed regions keep a margin: a 5×5 erosion of the mask gave
-    0.69; spreading only failed regions that survive a 3×3 opening (lone failed pixels stay failed but
-    do not spread), by a 7×7 dilation, gives 0.62 with the same protection of uncovered background
-    (a 5×5 dilation after that opening smeared it by up to 21 levels; strength 0.9 instead of 0.8 gave
-    0.63). A failed pixel and its margin end at weight exactly 0 (the blurred weight is multiplied by the mask again, before and after the
-    nearest-neighbour upscale), and content that just entered the frame gets weight 0, decided at full
-    resolution.
+    smeared (tests/test_temporal.py), so failed regions keep a margin (:func:`with_occlusion_margin`):
+    a 5×5 erosion of the mask gave 0.69; a 7×7 margin around the failed regions that survive a 3×3
+    opening (lone failed pixels stay failed but do not spread) gives 0.62 with the same protection of
+    uncovered background (a 5×5 margin smeared it by up to 21 levels; strength 0.9 gave 0.63). A
+    failed pixel and its margin end at weight exactly 0 (the blurred weight is multiplied by the mask
+    again, before and after the nearest-neighbour upscale), and content that just entered the frame
+    gets weight 0, decided at full resolution.
 
     Accumulated error: each frame re-samples the previous output bilinearly, which blurs a little, and
     flow errors add up. With ``strength`` < 1 the weight of a frame k steps back is at most strength^k
@@ -408,8 +408,8 @@ class FlowSmoother:
 
 def make_smoother(mode: str, strength: float = 0.8) -> Smoother:
     """A fresh smoother: ``mode`` is "off", "blend", "flow" or "flow-hq" (finer flow, slower; see
-    FLOW_HQ); ``strength`` in [0, 1] is the weight of
-    the (warped) previous output where it is trusted (the flow smoother caps it at 0.9)."""
+    FLOW_HQ); ``strength`` in [0, 1] is the weight of the (warped) previous output where it is trusted
+    (the flow smoother caps it at 0.9)."""
     if mode == "off":
         return NoSmoothing()
     if mode == "blend":

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime.temporal import make_smoother  # noqa: E402
+from realtime.temporal import MODES, make_smoother  # noqa: E402
 from realtime.temporal_metrics import (  # noqa: E402
     PairFlow,
     ghosting_per_frame,
@@ -135,7 +135,7 @@ def evaluate_clip(clip: Path, inputs: list[np.ndarray], models: list[tuple[str, 
         model_ms.append(1000 * (time.perf_counter() - t0) / len(inputs))
         # Features of the per-frame output are the reference for every mode: compute them once.
         ref_features = [features(f.astype(np.float32) / 255.0) for f in perframe] if features else None
-        modes = ("off", "blend", "flow", "flow-hq") if prefix == "" else ("off", "flow")
+        modes = MODES if prefix == "" else ("off", "flow")
         off_warp = None
         for mode in modes:
             outputs, ms, note = smooth(mode, strength, inputs, perframe)
