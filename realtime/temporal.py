@@ -388,17 +388,20 @@ class FlowSmoother:
         h, w = stylized.shape[:2]
         if weight.shape != (h, w):
             weight = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
-            weight = cv2.multiply(weight, cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST), dtype=cv2.CV_32F)
+            keep = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
             flow = cv2.resize(to_prev, (w, h), interpolation=cv2.INTER_LINEAR)
             if scale[0] == scale[1]:  # the usual case: scale and add the pixel grid in one pass
                 coords = cv2.scaleAdd(flow, scale[0], pixel_grid(h, w))
             else:
                 coords = cv2.add(flow * np.array(scale, np.float32), pixel_grid(h, w))
         else:
+            keep = mask
             coords = cv2.add(to_prev, pixel_grid(h, w))
-        # Content that just entered the frame has no history: decided at full resolution, exactly.
-        weight[cv2.inRange(coords, (0.0, 0.0), (w - 1.0, h - 1.0)) == 0] = 0.0
-        weight *= np.float32(self.strength)
+        # Content that just entered the frame has no history: decided at full resolution, exactly. The
+        # mask (0/1) and the inside test (0/255) meet in one AND, and the weight takes both and the
+        # strength in one multiplication.
+        keep = cv2.bitwise_and(keep, cv2.inRange(coords, (0.0, 0.0), (w - 1.0, h - 1.0)))
+        weight = cv2.multiply(weight, keep, scale=self.strength, dtype=cv2.CV_32F)
         warped = cv2.remap(self._prev_out, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = cv2.blendLinear(warped, stylized, weight, 1.0 - weight)
         self._prev_grey, self._prev_out = grey, out

@@ -242,3 +242,28 @@ def test_scene_cut_detector_on_flat_frames():
     assert detector.is_cut(texture(H, W, seed=19))  # flat to textured
     detector.reset()
     assert not detector.is_cut(black)  # first frame after reset is never a cut
+
+
+def test_temporal_eval_tool_prints_every_mode_and_both_summaries(tiny_model, clips, capsys, monkeypatch) -> None:
+    """tools/temporal_eval.py end to end on a synthetic clip, the tiny model standing in for both models."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "temporal_eval.py"
+    spec = importlib.util.spec_from_file_location("tools_temporal_eval", path)
+    tool = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    monkeypatch.setitem(sys.modules, "tools_temporal_eval", tool)  # dataclasses look their module up
+    spec.loader.exec_module(tool)
+    clip = clips("eval.mp4", size=(96, 64), frames=8)
+    assert tool.main([str(tiny_model), "--clips", str(clip), "--frames", "6", "--size", "96",
+                      "--temporal-model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line.split() for line in out.splitlines() if line.startswith("eval.mp4 ")}
+    assert set(rows) == {"input", "off", "blend", "flow", "flow-hq", "T:off", "T:flow", "T:flow-hq"}, out
+    assert rows["off"][3] == "1.000" and rows["T:off"][3] == "1.000"
+    # the same model twice: its rows agree, and against the first model's per-frame output T:off is 1
+    assert rows["T:flow"][2] == rows["flow"][2]
+    assert "warping error ÷ per-frame, mean over the clips: blend" in out
+    assert "÷ the first model's per-frame output, mean over the clips: T:off 1.000, T:flow" in out

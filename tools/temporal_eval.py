@@ -13,8 +13,9 @@ measure, as defined in DESIGN.md ("How we measure"):
   distance of DESIGN.md), when the loss network's weights are installed;
 - the smoother's own cost in ms per frame (median), beside the model's ms per frame.
 
-With --temporal-model, a second model (e.g. trained with a temporal loss) adds rows "T:off" and
-"T:flow" whose ghosting is measured against *its own* per-frame output.
+With --temporal-model, a second model (e.g. trained with a temporal loss) adds rows "T:off", "T:flow"
+and "T:flow-hq" whose ghosting and "÷ off" are measured against *its own* per-frame output; a last line
+gives its warping error ÷ the first model's per-frame output as well (the two changes together).
 
     python tools/temporal_eval.py candy --frames 60
     python tools/temporal_eval.py path/to/model.onnx --clips bikes.mp4 --temporal-model other.onnx
@@ -135,7 +136,7 @@ def evaluate_clip(clip: Path, inputs: list[np.ndarray], models: list[tuple[str, 
         model_ms.append(1000 * (time.perf_counter() - t0) / len(inputs))
         # Features of the per-frame output are the reference for every mode: compute them once.
         ref_features = [features(f.astype(np.float32) / 255.0) for f in perframe] if features else None
-        modes = MODES if prefix == "" else ("off", "flow")
+        modes = MODES if prefix == "" else tuple(m for m in MODES if m != "blend")
         off_warp = None
         for mode in modes:
             outputs, ms, note = smooth(mode, strength, inputs, perframe)
@@ -179,6 +180,15 @@ def print_table(rows: list[Row], with_vgg: bool) -> None:
     if ratios:
         print("\nwarping error ÷ per-frame, mean over the clips: "
               + ", ".join(f"{name} {np.mean(v):.3f}" for name, v in ratios.items()))
+    # The temporal model against the first model's per-frame output: what the two changes give together.
+    first_off = {r.clip: r.warp for r in rows if r.name == "off"}
+    against_first: dict[str, list[float]] = {}
+    for r in rows:
+        if r.name.startswith("T:") and first_off.get(r.clip):
+            against_first.setdefault(r.name, []).append(r.warp / first_off[r.clip])
+    if against_first:
+        print("warping error ÷ the first model's per-frame output, mean over the clips: "
+              + ", ".join(f"{name} {np.mean(v):.3f}" for name, v in against_first.items()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
