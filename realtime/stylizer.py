@@ -244,15 +244,20 @@ class Stylizer:
             # convolutions); it needs the pad to be smaller than the side, so tiny frames use edge copy.
             kind = cv2.BORDER_REFLECT_101 if (ph - b < h and pw - b < w and b < min(h, w)) else cv2.BORDER_REPLICATE
             images = [cv2.copyMakeBorder(img, b, ph - b, b, pw - b, kind) for img in images]
-        batch = np.stack(images, axis=0)
-        if self.info.channels == "BGR":
-            batch = batch[..., ::-1]
-        x = batch.transpose(0, 3, 1, 2).astype(np.float32)
-        lo = self.info.input_range[0]
-        x *= np.float32(self.info.scale)
-        if lo:
-            x += np.float32(lo)
-        return np.ascontiguousarray(x)
+        # Plane by plane: split the interleaved uint8 image (cheap), then convert and scale each plane
+        # straight into its place in the NCHW batch. Converting the transposed view instead walks the
+        # memory across, which cost 1-8 ms a frame at 672x512 (the live window's size) on 2 cores.
+        n, (hp, wp) = len(images), images[0].shape[:2]
+        x = np.empty((n, 3, hp, wp), np.float32)
+        scale, lo = np.float32(self.info.scale), np.float32(self.info.input_range[0])
+        order = (2, 1, 0) if self.info.channels == "BGR" else (0, 1, 2)
+        for i, img in enumerate(images):
+            planes = cv2.split(img)
+            for c, src in enumerate(order):
+                np.multiply(planes[src], scale, out=x[i, c], casting="unsafe")
+                if lo:
+                    x[i, c] += lo
+        return x
 
     def postprocess(self, y: np.ndarray, height: int, width: int) -> list[np.ndarray]:
         """float32 NCHW model output -> list of HxWx3 uint8 RGB, cropped back to the frame size.
