@@ -177,3 +177,25 @@ def test_shipped_fast_tier_asks_for_a_margin() -> None:
         pytest.skip("no fast tier installed")
     for style in fast:
         assert Stylizer(style.path, device="cpu").info.border > 0, style.name
+
+
+@pytest.mark.parametrize("channels,input_range", [("RGB", (0.0, 1.0)), ("BGR", (0.0, 255.0)), ("RGB", (-1.0, 1.0))])
+def test_preprocess_is_the_padded_frame_in_nchw_in_the_model_range(tiny_model: Path, channels: str,
+                                                                   input_range: tuple[float, float]) -> None:
+    import dataclasses
+
+    import cv2
+
+    st = Stylizer(tiny_model, device="cpu")
+    st.info = dataclasses.replace(st.info, channels=channels, input_range=input_range, border=3)
+    imgs = _frames(2, 30, 41, seed=7)
+    x = st.preprocess(imgs)
+    ph, pw = st.padding(30, 41)
+    assert x.shape == (2, 3, 30 + ph, 41 + pw) and x.dtype == np.float32 and x.flags.c_contiguous
+    lo, hi = input_range
+    for i, img in enumerate(imgs):
+        padded = cv2.copyMakeBorder(img, 3, ph - 3, 3, pw - 3, cv2.BORDER_REFLECT_101).astype(np.float64)
+        if channels == "BGR":
+            padded = padded[..., ::-1]
+        expected = padded.transpose(2, 0, 1) * (hi - lo) / 255.0 + lo
+        assert np.abs(x[i] - expected).max() < 1e-5 * max(1.0, hi)
