@@ -7,8 +7,8 @@ from typing import Callable, TypeVar
 
 N = TypeVar("N", int, float)
 
-# --smooth choices of restyle-video and restyle-cam; the same modes as realtime.temporal.MODES, named
-# here so that parsing "--smooth off" does not import the temporal module.
+# --smooth choices of restyle-video and restyle-cam, and realtime.temporal.MODES: defined here so that
+# parsing "--smooth off" does not import the temporal module.
 SMOOTH_MODES = ("off", "blend", "flow", "flow-hq")
 
 

@@ -255,8 +255,8 @@ class Stylizer:
             planes = cv2.split(img)
             for c, src in enumerate(order):
                 np.multiply(planes[src], scale, out=x[i, c], casting="unsafe")
-                if lo:
-                    x[i, c] += lo
+        if lo:
+            x += lo
         return x
 
     def postprocess(self, y: np.ndarray, height: int, width: int) -> list[np.ndarray]:

@@ -28,6 +28,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .argtypes import SMOOTH_MODES
+
 __all__ = [
     "MODES",
     "Smoother",
@@ -42,7 +44,7 @@ __all__ = [
     "with_occlusion_margin",
 ]
 
-MODES = ("off", "blend", "flow", "flow-hq")  # argtypes.SMOOTH_MODES offers the same on the command line
+MODES = SMOOTH_MODES  # one list for the command lines and make_smoother
 
 # ``flow-hq``: the flow smoother with DIS MEDIUM (its finest pyramid level is twice the FAST preset's
 # resolution) and a looser photometric check, which the finer flow allows. Measured on cached per-frame

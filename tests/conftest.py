@@ -60,6 +60,19 @@ def clips(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+def load_tool(name: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a module
+    """tools/<name>.py imported as a module (tools are scripts, not a package), registered in
+    sys.modules for the test's duration: dataclasses look their module up there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, tool)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def in_process(main, capsys: pytest.CaptureFixture[str]):  # noqa: ANN001, ANN201 - main: (argv) -> int
     """A runner for a console entry point in this process: run(*argv) -> (exit code, stdout, stderr)."""
 

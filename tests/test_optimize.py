@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from realtime.image_io import read_image, write_image  # noqa: E402
 from realtime.train.optimize import OptimizeSettings, optimize_image, pick_device  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
 
-from conftest import REPO  # noqa: E402
+from conftest import load_tool  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -181,11 +179,7 @@ def test_evaluate_reference_rows(tmp_path: Path, random_vgg) -> None:
 
 
 def test_tools_evaluate_prints_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, random_vgg) -> None:
-    spec = importlib.util.spec_from_file_location("tools_evaluate", REPO / "tools" / "evaluate.py")
-    tool = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    monkeypatch.setitem(sys.modules, "tools_evaluate", tool)  # dataclasses look their module up
-    spec.loader.exec_module(tool)
+    tool = load_tool("evaluate", monkeypatch)
     monkeypatch.setattr(tool, "load_vgg", lambda *a, **k: random_vgg)
     photos = _photos(tmp_path / "photos")
     styles = tmp_path / "styles"

@@ -246,16 +246,9 @@ def test_scene_cut_detector_on_flat_frames():
 
 def test_temporal_eval_tool_prints_every_mode_and_both_summaries(tiny_model, clips, capsys, monkeypatch) -> None:
     """tools/temporal_eval.py end to end on a synthetic clip, the tiny model standing in for both models."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from conftest import load_tool
 
-    path = Path(__file__).resolve().parents[1] / "tools" / "temporal_eval.py"
-    spec = importlib.util.spec_from_file_location("tools_temporal_eval", path)
-    tool = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    monkeypatch.setitem(sys.modules, "tools_temporal_eval", tool)  # dataclasses look their module up
-    spec.loader.exec_module(tool)
+    tool = load_tool("temporal_eval", monkeypatch)
     clip = clips("eval.mp4", size=(96, 64), frames=8)
     assert tool.main([str(tiny_model), "--clips", str(clip), "--frames", "6", "--size", "96",
                       "--temporal-model", str(tiny_model)]) == 0

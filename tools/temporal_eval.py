@@ -173,22 +173,21 @@ def print_table(rows: list[Row], with_vgg: bool) -> None:
             print()
         last_clip = cells[0]
         print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)))
-    ratios: dict[str, list[float]] = {}
-    for r in rows:
-        if r.ratio is not None and r.name not in ("off", "T:off"):
-            ratios.setdefault(r.name, []).append(r.ratio)
-    if ratios:
-        print("\nwarping error ÷ per-frame, mean over the clips: "
-              + ", ".join(f"{name} {np.mean(v):.3f}" for name, v in ratios.items()))
+    print_means("\nwarping error ÷ per-frame", [(r.name, r.ratio) for r in rows
+                                              if r.ratio is not None and r.name not in ("off", "T:off")])
     # The temporal model against the first model's per-frame output: what the two changes give together.
     first_off = {r.clip: r.warp for r in rows if r.name == "off"}
-    against_first: dict[str, list[float]] = {}
-    for r in rows:
-        if r.name.startswith("T:") and first_off.get(r.clip):
-            against_first.setdefault(r.name, []).append(r.warp / first_off[r.clip])
-    if against_first:
-        print("warping error ÷ the first model's per-frame output, mean over the clips: "
-              + ", ".join(f"{name} {np.mean(v):.3f}" for name, v in against_first.items()))
+    print_means("warping error ÷ the first model's per-frame output",
+                [(r.name, r.warp / first_off[r.clip]) for r in rows if r.name.startswith("T:") and first_off.get(r.clip)])
+
+
+def print_means(label: str, values: list[tuple[str, float]]) -> None:
+    """One line: ``label``, then the mean over the clips of each output's values, in first-seen order."""
+    by_name: dict[str, list[float]] = {}
+    for name, v in values:
+        by_name.setdefault(name, []).append(v)
+    if by_name:
+        print(f"{label}, mean over the clips: " + ", ".join(f"{n} {np.mean(v):.3f}" for n, v in by_name.items()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
