@@ -143,6 +143,19 @@ def test_export_roundtrip_and_metadata(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_finished_runs_ask_the_runtime_for_a_mirrored_border(data, random_vgg, tmp_path):
+    """Both tiers paint a frame at the picture's edge when run without a margin (model.py); the exported
+    file must ask the runtime for the margin, and the runtime must read it."""
+    from realtime.stylizer import Stylizer
+    from realtime.train.finish import finish_run
+
+    for arch in ("full", "fast"):
+        trainer = Trainer(_config(data, tmp_path / arch, arch=arch, iterations=1), vgg=random_vgg, progress=lambda s: None)
+        record = finish_run(trainer, trainer.run(), log=lambda s: None)
+        info = Stylizer(tmp_path / arch / "tiny" / record["files"]["onnx"], device="cpu").info
+        assert info.border == type(trainer.model).runtime_border == 16, arch
+
+
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
