@@ -52,7 +52,16 @@ def xvfb() -> str:
             number = fh.readline().strip()
         if not number.isdigit():
             pytest.skip("Xvfb did not start")
-        yield f":{number}"
+        display = f":{number}"
+        # Once in about ten full CI runs restyle-cam aborted in Qt's xcb plugin ("could not load the Qt
+        # platform plugin") right after Xvfb reported its display; hand the display over only once a
+        # client has actually been served.
+        deadline = time.monotonic() + 30
+        while _xdotool(display, "getdisplaygeometry").returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Xvfb on {display} does not answer clients")
+            time.sleep(0.1)
+        yield display
     finally:
         proc.terminate()
         try:
