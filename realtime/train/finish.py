@@ -23,7 +23,7 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     cfg = trainer.config
     model = result.model.eval().float().cpu()
     onnx_path = result.run_dir / f"{cfg.name}.onnx"
-    border = getattr(model, "runtime_border", 0)
+    border = model.runtime_border
     meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
                           tier=cfg.arch, border=border)
     diff = export_onnx(model, onnx_path, meta, log=log)

@@ -14,6 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Mirrored margin, in pixels, that the runtime adds around every frame for either network and crops
+# off after (modelmeta.BORDER); each network's class says why it needs one.
+RUNTIME_BORDER = 16
+
 
 class ConvLayer(nn.Sequential):
     """Reflection-padded convolution, optionally followed by instance norm and ReLU."""
@@ -53,7 +57,7 @@ class TransformNet(nn.Module):
     # in the outer 24 px (interior in brackets), no margin → 16 px: starry_night 21.6 (7.3) → 6.2 (5.1),
     # great_wave 11.3 (8.6) → 4.8 (5.2), composition_viii 8.0 (5.9) → 3.3 (3.4), the_scream 5.4 (3.6)
     # → 2.5 (2.2). It costs 14 % more pixels at 640×360.
-    runtime_border = 16
+    runtime_border = RUNTIME_BORDER
 
     def __init__(self, width: int = 32, depth: int = 5):
         super().__init__()
@@ -121,7 +125,7 @@ class FastTransformNet(nn.Module):
     worse than the full tier's 14.3. So the shipped models keep it."""
 
     size_multiple = 4
-    runtime_border = 16
+    runtime_border = RUNTIME_BORDER
     # The same reasoning as TransformNet.output_scale, scaled to this decoder: its last convolution sums
     # 8×9 = 72 terms where the full net's sums 32×81 = 2592, so at 1/255 each Adam step moved the output
     # 36× less and distillation crawled (loss 0.43 → 0.40 in 100 steps). 1/8 restores about the full

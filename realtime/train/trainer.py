@@ -239,7 +239,7 @@ class Trainer:
     def stylize(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         try:
-            border = getattr(self.model, "runtime_border", 0)  # previews as the runtime will show them
+            border = self.model.runtime_border  # previews as the runtime will show them
             return forward_with_border(self.model, x.to(self.device), border).float().clamp(0, 1).cpu()
         finally:
             self.model.train()
