@@ -43,6 +43,7 @@ class ModelInfo:
     tier: str
     metadata: dict[str, str]
     border: int = 0  # mirrored margin added on every side before the network (modelmeta.BORDER)
+    output_phases: int = 1  # 2: the output is 2×2 sub-pixel phases at half resolution (modelmeta.OUTPUT_PHASES)
 
     @property
     def scale(self) -> float:
@@ -215,6 +216,9 @@ class Stylizer:
             raise ModelError(f"{self.path.name}: border {get(modelmeta.BORDER)!r} is not an integer") from exc
         if not 0 <= border <= 256:
             raise ModelError(f"{self.path.name}: border {border} is outside 0..256")
+        phases = get(modelmeta.OUTPUT_PHASES)
+        if phases not in ("1", "2") or (phases == "2" and multiple % 2):
+            raise ModelError(f"{self.path.name}: output_phases {phases!r} is not supported (1, or 2 with an even size_multiple)")
         return ModelInfo(
             border=border,
             style_name=meta.get(modelmeta.STYLE_NAME) or self.path.stem,
@@ -224,6 +228,7 @@ class Stylizer:
             size_multiple=multiple,
             tier=get(modelmeta.TIER),
             metadata=meta,
+            output_phases=int(phases),
         )
 
     # ---------------------------------------------------------------- pre / run / post
@@ -267,6 +272,8 @@ class Stylizer:
         (scale, clip, rint, astype, transpose), which matters for the fast tier's ~30 ms frames."""
         lo = float(self.info.input_range[0])
         alpha = 1.0 / self.info.scale
+        if self.info.output_phases == 2:
+            return self._postprocess_phases(y, height, width, lo, alpha)
         out = []
         b = self.info.border
         for planes in y:
@@ -276,6 +283,31 @@ class Stylizer:
             # convertScaleAbs takes |x·alpha + beta|: clamping at lo first keeps that the identity.
             u8 = [cv2.convertScaleAbs(cv2.max(np.ascontiguousarray(p), lo), alpha=alpha, beta=-lo * alpha) for p in planes]
             out.append(cv2.merge(u8))
+        return out
+
+    def _postprocess_phases(self, y: np.ndarray, height: int, width: int, lo: float, alpha: float) -> list[np.ndarray]:
+        """``postprocess`` for an output of 2×2 phases (modelmeta.OUTPUT_PHASES): all 12 planes go
+        through the clamp and uint8 conversion as one image, then the six planes of each row phase
+        (both column phases, three colours each) are merged into every other row of the picture: a
+        merged pixel of six channels is two neighbouring RGB pixels."""
+        b = self.info.border
+        top, shift = b // 2, b % 2  # the border in half-resolution rows, and the odd row it leaves
+        rows, cols = (shift + height + 1) // 2, (shift + width + 1) // 2
+        colours = (2, 1, 0) if self.info.channels == "BGR" else (0, 1, 2)
+        out = []
+        for planes in y:
+            c, h2, w2 = planes.shape
+            flat = np.ascontiguousarray(planes).reshape(c * h2, w2)
+            u8 = cv2.convertScaleAbs(cv2.max(flat, lo), alpha=alpha, beta=-lo * alpha).reshape(c, h2, w2)
+            u8 = u8[:, top : top + rows, top : top + cols]
+            image = np.empty((rows, 2, 2 * cols, 3), np.uint8)
+            for a in (0, 1):
+                merged = cv2.merge([u8[(2 * a + col) * 3 + colour] for col in (0, 1) for colour in colours])
+                image[:, a] = merged.reshape(rows, 2 * cols, 3)
+            image = image.reshape(2 * rows, 2 * cols, 3)
+            if shift or image.shape[:2] != (height, width):
+                image = np.ascontiguousarray(image[shift : shift + height, shift : shift + width])
+            out.append(image)
         return out
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
@@ -315,8 +347,10 @@ class Stylizer:
         t1 = time.perf_counter()
         y = self.run_tensor(x)
         t2 = time.perf_counter()
-        if y.ndim != 4 or y.shape[0] != len(images) or y.shape[1] != 3 or y.shape[2] < h + self.info.border or y.shape[3] < w + self.info.border:
-            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match input {tuple(x.shape)}")
+        p = self.info.output_phases
+        if y.ndim != 4 or y.shape[0] != len(images) or y.shape[1] != 3 * p * p or y.shape[2] * p < h + 2 * self.info.border or y.shape[3] * p < w + 2 * self.info.border:
+            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match input {tuple(x.shape)}"
+                             + (f" in {p}x{p} phases" if p > 1 else ""))
         out = self.postprocess(y, h, w)
         t3 = time.perf_counter()
         s = self.times.seconds

@@ -137,28 +137,33 @@ def test_fast_network_with_its_border_has_no_frame() -> None:
     assert meta["border"] == str(net.runtime_border) and net.runtime_border > 0
 
 
-def test_nearest_upsampling_conv_equals_its_transposed_form() -> None:
+def test_nearest_upsampling_conv_equals_its_phase_form() -> None:
     import torch.nn.functional as F
 
-    from realtime.train.model import nearest_up_conv_as_transposed
+    from realtime.modelmeta import phases_to_image
+    from realtime.train.model import nearest_up_conv_as_phases
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(5, 3, 3, padding=1)
     x = torch.randn(2, 5, 7, 9)  # odd sizes: the border rows and columns are checked too
     with torch.no_grad():
         want = conv(F.interpolate(x, scale_factor=2, mode="nearest")) * 0.125 + 0.5
-        got = nearest_up_conv_as_transposed(conv, 0.125, 0.5)(x)
+        phases = nearest_up_conv_as_phases(conv, 0.125, 0.5)(x)
+    assert phases.shape == (2, 12, 7, 9)
+    got = phases_to_image(phases.numpy(), 2)
     assert got.shape == want.shape == (2, 3, 14, 18)
-    assert torch.allclose(got, want, atol=1e-5)
+    assert np.abs(got - want.numpy()).max() < 1e-5
     # a different function is not matched (the test can fail): swap two taps of the kernel
     conv.weight.data[..., 0, 0], conv.weight.data[..., 2, 2] = conv.weight.data[..., 2, 2].clone(), conv.weight.data[..., 0, 0].clone()
     with torch.no_grad():
-        assert not torch.allclose(nearest_up_conv_as_transposed(conv, 0.125, 0.5)(x), want, atol=1e-3)
+        swapped = phases_to_image(nearest_up_conv_as_phases(conv, 0.125, 0.5)(x).numpy(), 2)
+    assert np.abs(swapped - want.numpy()).max() > 1e-3
     with pytest.raises(ValueError):
-        nearest_up_conv_as_transposed(torch.nn.Conv2d(5, 3, 5, padding=2))
+        nearest_up_conv_as_phases(torch.nn.Conv2d(5, 3, 5, padding=2))
 
 
 def test_fast_network_export_form_is_the_same_function() -> None:
+    from realtime.modelmeta import phases_to_image
     from realtime.train.model import FastTransformNet
 
     torch.manual_seed(0)
@@ -167,29 +172,45 @@ def test_fast_network_export_form_is_the_same_function() -> None:
         p.data += 0.05 * torch.randn_like(p)
     x = torch.rand(2, 3, 36, 100)
     with torch.no_grad():
-        assert torch.allclose(net.export_form()(x), net(x), atol=1e-5)
+        got = phases_to_image(net.export_form()(x).numpy(), net.output_phases)
+        assert np.abs(got - net(x).numpy()).max() < 1e-5
 
 
-def test_fast_export_roundtrip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("border", [16, 3])  # 3: the crop starts inside a 2×2 block
+def test_fast_export_runs_in_the_stylizer_as_trained(tmp_path: Path, border: int) -> None:
+    """The exported file (its output in 2×2 phases) gives, through the runtime's pad / run / interleave /
+    crop, the picture the PyTorch network gives with the same mirrored margin."""
     pytest.importorskip("onnx")
     from realtime.stylizer import Stylizer
-    from realtime.train.export import VERIFY_BOUND, export_onnx
-    from realtime.train.model import FastTransformNet
+    from realtime.train.export import VERIFY_BOUND, export_onnx, read_metadata
+    from realtime.train.model import FastTransformNet, forward_with_border
 
     torch.manual_seed(0)
     model = FastTransformNet(16, 2)
     for p in model.parameters():
         p.data += 0.05 * torch.randn_like(p)
+    model.eval()
     path = tmp_path / "fast.onnx"
-    assert export_onnx(model, path, {"style_name": "f", "tier": "fast"}) <= VERIFY_BOUND
+    assert export_onnx(model, path, {"style_name": "f", "tier": "fast", "border": str(border)}) <= VERIFY_BOUND
     import onnx
 
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("ConvTranspose") == 1 and ops.count("Resize") == 1  # the export form was written
+    assert "ConvTranspose" not in ops and "DepthToSpace" not in ops and ops.count("Resize") == 1  # the export form was written
+    assert read_metadata(path)["output_phases"] == "2"
     s = Stylizer(path, device="cpu")
-    assert s.info.style_name == "f"
+    assert s.info.style_name == "f" and s.info.output_phases == 2
     frame = (np.random.default_rng(0).random((37, 51, 3)) * 255).astype(np.uint8)  # odd size: padded
-    assert s.stylize([frame])[0].shape == frame.shape
+    got = s.stylize([frame])[0]
+    assert got.shape == frame.shape and got.flags.c_contiguous
+    # the reference: PyTorch with the runtime's margin and size padding (reflect, then cropped)
+    ph, pw = s.padding(37, 51)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.pad(x, (border, pw - border, border, ph - border), mode="reflect")
+    with torch.no_grad():
+        ref = model(x).clamp(0, 1)[0, :, border:border + 37, border:border + 51]
+    ref_u8 = (ref.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(got.astype(int) - ref_u8.astype(int)).max() <= 1
+    assert np.abs(got.astype(int) - np.roll(ref_u8, 1, axis=0).astype(int)).max() > 1  # a one-row slip is caught
 
 
 def test_distillation_learns_the_teacher(tmp_path: Path) -> None:
@@ -248,6 +269,7 @@ def test_config_rejects_bad_arch_and_missing_teacher(tmp_path: Path) -> None:
 def test_fast_network_without_residual_norm() -> None:
     """``residual_norm=False`` leaves the residual blocks without instance norm (the encoder and decoder
     keep theirs), and its export form is still the same function."""
+    from realtime.modelmeta import phases_to_image
     from realtime.train.model import build_model
 
     lean, plain = build_model("fast", 16, 2, residual_norm=False), build_model("fast", 16, 2)
@@ -257,7 +279,8 @@ def test_fast_network_without_residual_norm() -> None:
     lean.eval()
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
-        assert torch.allclose(lean.export_form()(x), lean(x), atol=1e-5)
+        got = phases_to_image(lean.export_form()(x).numpy(), lean.output_phases)
+        assert np.abs(got - lean(x).numpy()).max() < 1e-5
     with pytest.raises(ValueError):
         build_model("full", 8, 1, residual_norm=False)
 

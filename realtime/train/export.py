@@ -47,6 +47,8 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
     # check below compares the file against the trained form, so the rewrite is verified too.
     form = getattr(model.model, "export_form", None)
     exported = _Clamped(form()).eval() if form else model
+    # the layout of the file's output is the export form's (modelmeta.OUTPUT_PHASES)
+    phases = int(getattr(model.model, "output_phases", 1)) if form else 1
     tmp = path.with_name(path.name + ".tmp")
     example = torch.rand(1, 3, 64, 64)
     with warnings.catch_warnings():
@@ -59,7 +61,8 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
             dynamo=False,
         )
     proto = onnx.load(str(tmp))
-    props = {**mm.DEFAULTS, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}}
+    props = {**mm.DEFAULTS, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+             mm.OUTPUT_PHASES: str(phases)}
     del proto.metadata_props[:]
     for k, v in props.items():
         entry = proto.metadata_props.add()
@@ -71,7 +74,7 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
     diff = 0.0
     try:
         if verify:
-            diff = verify_onnx(model, tmp, sizes)
+            diff = verify_onnx(model, tmp, sizes, phases)
             if log:
                 log(f"export check: max |onnxruntime - torch| = {diff:.2e} (bound {VERIFY_BOUND:g}) at batch 2, sizes {sizes}")
             if not diff <= VERIFY_BOUND:
@@ -83,7 +86,7 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
     return diff
 
 
-def verify_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...]) -> float:
+def verify_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...], phases: int = 1) -> float:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -93,7 +96,7 @@ def verify_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int]
         x = torch.rand(2, 3, h, w, generator=gen)
         with torch.no_grad():
             ref = model(x).numpy()
-        got = sess.run([mm.OUTPUT_NAME], {mm.INPUT_NAME: x.numpy()})[0]
+        got = mm.phases_to_image(sess.run([mm.OUTPUT_NAME], {mm.INPUT_NAME: x.numpy()})[0], phases)
         if got.shape != ref.shape:
             raise ModelError(f"exported model returns shape {got.shape}, PyTorch {ref.shape}")
         worst = max(worst, float(np.abs(got - ref).max()))

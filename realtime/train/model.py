@@ -151,37 +151,51 @@ class FastTransformNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.residuals(self.encoder(x))) * self.output_scale + self.output_offset
 
+    # The exported file returns its output as the four sub-pixel phases at half resolution
+    # (modelmeta.OUTPUT_PHASES); see export_form.
+    output_phases = 2
+
     def export_form(self) -> nn.Module:
-        """The same function in the form ONNX Runtime runs fastest on a CPU: the last nearest ×2 + 3×3
-        convolution (8 → 3 channels at full resolution) becomes one transposed convolution with the
-        output scale and offset folded into its weights. ORT pads a 3-channel convolution's output to
-        its 8-channel blocks and materialises the upsampled tensor first; the transposed form reads
-        the half-resolution tensor directly. Measured at 672×392 (this tier's 640×360 frames with
-        their border) over 3 interleaved runs of 50 calls, median ms: 33.2 / 36.5 / 30.8 before,
-        29.6 / 34.0 / 27.2 after (minimum 26.1–28.1 → 22.0–23.6). Computing the middle
-        upsampling the same way did not help, and a sub-pixel convolution + DepthToSpace was slower
-        (ORT's DepthToSpace is a generic transpose). Exact up to float rounding:
-        tests/test_tiers.py."""
+        """The same function in the form ONNX Runtime runs fastest on a CPU. The last nearest ×2 + 3×3
+        convolution (8 → 3 channels at full resolution) becomes one 3×3 convolution at half resolution
+        with 4 × 3 outputs: the colours of the four pixels of each 2×2 output block, the output scale
+        and offset folded into its weights. The file returns those phases (modelmeta.OUTPUT_PHASES) and
+        the runtime interleaves them into the picture while it converts the planes to interleaved uint8,
+        which it does anyway, so the interleave costs ~0.4 ms a 640×480 frame where ORT's DepthToSpace
+        (a generic transpose) cost 5 ms. Measured against the previous form, a transposed convolution
+        (4×4, stride 2), at 672×512 (640×480 with the border), the_scream: see tools/bench.py and the
+        note in realtime/stylizer.py. Exact up to float rounding: tests/test_tiers.py."""
         d = self.decoder
-        last = nearest_up_conv_as_transposed(d[6], self.output_scale, self.output_offset)
+        last = nearest_up_conv_as_phases(d[6], self.output_scale, self.output_offset)
         return nn.Sequential(self.encoder, self.residuals, *d[:5], last).eval()
 
 
-def nearest_up_conv_as_transposed(conv: nn.Conv2d, scale: float = 1.0, offset: float = 0.0) -> nn.ConvTranspose2d:
-    """A ConvTranspose2d(kernel 4, stride 2, padding 1) equal to ``conv(upsample_nearest_x2(x)) * scale +
-    offset`` for a 3×3, padding-1 ``conv``. Output row 2i takes input rows i-1 (kernel row 0) and i
-    (rows 1 + 2); row 2i+1 takes rows i (0 + 1) and i+1 (row 2): the transposed kernel's taps 3, 1 and
-    2, 0. Both zero-pad the same way, so the border matches too. The tied taps are why this has no
-    checkerboard, unlike a freely trained transposed convolution."""
+# Along one axis, output position 2i + p of "nearest ×2, then a 3×3 convolution (padding 1)" reads the
+# upsampled positions 2i + p - 1, 2i + p, 2i + p + 1 with kernel taps 0, 1, 2, i.e. input rows
+# i - 1, i, i (p = 0) or i, i, i + 1 (p = 1). _PHASE_TAPS[p][u][t] = 1 where tap t reads row i + u - 1.
+_PHASE_TAPS = torch.tensor([
+    [[1, 0, 0], [0, 1, 1], [0, 0, 0]],
+    [[0, 0, 0], [1, 1, 0], [0, 0, 1]],
+], dtype=torch.float32)
+
+
+def nearest_up_conv_as_phases(conv: nn.Conv2d, scale: float = 1.0, offset: float = 0.0) -> nn.Conv2d:
+    """A 3×3, padding-1 Conv2d at the input's resolution with 4× ``conv``'s output channels, equal to
+    ``conv(upsample_nearest_x2(x)) * scale + offset`` in phase layout: output channel (2a + b)·C + c at
+    (i, j) is channel c of the full result at (2i + a, 2j + b), the order of ONNX DepthToSpace (DCR;
+    modelmeta.phases_to_image). Both zero-pad the same way, so the border matches too. The tied taps
+    are why this paints no sub-pixel grid, unlike a freely trained sub-pixel convolution."""
     if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
         raise ValueError("expects a dense 3x3 convolution with padding 1 and stride 1")
     w = conv.weight.detach()
-    taps = torch.tensor([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=w.dtype)  # transposed tap <- conv rows
-    out = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, 4, 2, 1, bias=True)
+    taps = _PHASE_TAPS.to(w.dtype)
+    c_out, c_in = conv.out_channels, conv.in_channels
+    out = nn.Conv2d(c_in, 4 * c_out, 3, padding=1, bias=True)
     with torch.no_grad():
-        out.weight.copy_(torch.einsum("tk,ul,ockl->cotu", taps, taps, w) * scale)
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
-        out.bias.copy_(bias * scale + offset)
+        weight = torch.einsum("aut,bvs,cits->abciuv", taps, taps, w).reshape(4 * c_out, c_in, 3, 3)
+        out.weight.copy_(weight * scale)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(c_out)
+        out.bias.copy_((bias * scale + offset).repeat(4))
     return out
 
 
