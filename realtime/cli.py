@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .allocator import keep_freed_memory
 from .argtypes import SMOOTH_MODES, positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
@@ -146,6 +147,7 @@ def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], a
     """Run a command-line front end: expected errors become one line ``PROG: error: ...`` and an exit code
     (1, 2 for usage, 130 for Ctrl+C); a second Ctrl+C during cleanup is ignored. Exits when ``argv`` is
     None (a console script), returns the code otherwise (tests)."""
+    keep_freed_memory()  # frame buffers are reused instead of page-faulted in anew (allocator.py)
     previous = None
     try:
         previous = signal.signal(signal.SIGINT, _interrupt_once)

@@ -194,9 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.clip.is_file():
         raise SystemExit(f"bench: clip not found: {args.clip}")
 
+    from realtime.allocator import keep_freed_memory
     from realtime.errors import RealtimeError
     from realtime.models import resolve_style
     from realtime.stylizer import Stylizer, cpu_count
+
+    # as our commands do (realtime/allocator.py); the peer runs as it ships
+    keep_freed_memory()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
