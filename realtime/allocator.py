@@ -7,10 +7,15 @@ trims the top of the heap), so the next frame page-faults through the same amoun
 again. glibc is meant to raise the mmap threshold after such a free; here that did not stop the
 faults, nor did raising only one of the two thresholds (below).
 Measured on the 2-core build machine, the fast the_scream at 640×480, 30 frames × 3 rounds of
-``Stylizer.stylize`` (ms a frame, preprocess / inference / postprocess): 5.8–6.9 / 53.5–55.4 /
-3.1–7.7 as is, or with only one of the two thresholds raised; 0.93 / 45.2 / 1.44 with both. Peak
-memory stayed the same (maxrss 147–148 MB): the buffers are reused, not added, since every queue of
-the pipeline is bounded; memory is simply not handed back between frames.
+``Stylizer.stylize`` in a plain loop (ms a frame, preprocess / inference / postprocess): 5.8–6.9 /
+53.5–55.4 / 3.1–7.7 as is, or with only one of the two thresholds raised; 0.93 / 45.2 / 1.44 with
+both; 2236 minor page faults a frame against none (tests/test_allocator.py). Peak memory stayed the
+same (maxrss 147–148 MB): the buffers are reused, not added, since every queue of the pipeline is
+bounded; memory is simply not handed back between frames. How often the commands themselves hit it
+depends on what else the process allocates: whole ``restyle-video`` runs on a 201-frame 640×360
+clip faulted 32.7–34.5 k times in all (start-up included) without it and 29.5–29.6 k with it, so
+they mostly reused the memory already; a plain loop of stylize calls (``tools/bench.py``'s
+model-only figure, a library user's loop) faults on every frame. Setting it costs nothing where the allocator already reuses the memory.
 
 Other C libraries (macOS, Windows, musl) manage memory differently; there this does nothing.
 """
