@@ -153,7 +153,13 @@ def peer_model_only(python: Path, image, runs: int, tmp: Path) -> list[float]:  
 
     png = tmp / "peer_frame.png"
     cv2.imwrite(str(png), image[:, :, ::-1])
-    res = subprocess.run([str(python), "-c", PEER_MODEL_ONLY, str(png), str(runs), PEER_STYLE], capture_output=True, text=True)
+    # The same allocator setting as our loop (keep_freed_memory, here through glibc's environment
+    # variables), so the model-only figures compare the networks and runtimes, not malloc's page faults.
+    from realtime.allocator import MMAP_THRESHOLDS
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLDS[-1]), "MALLOC_TRIM_THRESHOLD_": str(2 * MMAP_THRESHOLDS[-1])}
+    res = subprocess.run([str(python), "-c", PEER_MODEL_ONLY, str(png), str(runs), PEER_STYLE], capture_output=True, text=True,
+                         env=env)
     if res.returncode != 0:
         raise SystemExit(f"peer model-only run failed: {res.stderr.strip()[-500:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
