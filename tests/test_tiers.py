@@ -176,8 +176,8 @@ def test_fast_network_export_form_is_the_same_function() -> None:
         assert np.abs(got - net(x).numpy()).max() < 1e-5
 
 
-@pytest.mark.parametrize("border", [16, 3])  # 3: the crop starts inside a 2×2 block
-def test_fast_export_runs_in_the_stylizer_as_trained(tmp_path: Path, border: int) -> None:
+@pytest.mark.parametrize("border,channels", [(16, "RGB"), (3, "RGB"), (16, "BGR")])  # 3: the crop starts inside a 2×2 block
+def test_fast_export_runs_in_the_stylizer_as_trained(tmp_path: Path, border: int, channels: str) -> None:
     """The exported file (its output in 2×2 phases) gives, through the runtime's pad / run / interleave /
     crop, the picture the PyTorch network gives with the same mirrored margin."""
     pytest.importorskip("onnx")
@@ -191,7 +191,8 @@ def test_fast_export_runs_in_the_stylizer_as_trained(tmp_path: Path, border: int
         p.data += 0.05 * torch.randn_like(p)
     model.eval()
     path = tmp_path / "fast.onnx"
-    assert export_onnx(model, path, {"style_name": "f", "tier": "fast", "border": str(border)}) <= VERIFY_BOUND
+    meta = {"style_name": "f", "tier": "fast", "border": str(border), "channels": channels}
+    assert export_onnx(model, path, meta) <= VERIFY_BOUND
     import onnx
 
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
@@ -204,10 +205,11 @@ def test_fast_export_runs_in_the_stylizer_as_trained(tmp_path: Path, border: int
     assert got.shape == frame.shape and got.flags.c_contiguous
     # the reference: PyTorch with the runtime's margin and size padding (reflect, then cropped)
     ph, pw = s.padding(37, 51)
-    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    order = [2, 1, 0] if channels == "BGR" else [0, 1, 2]  # a BGR model sees and returns BGR
+    x = torch.from_numpy(frame[..., order].copy()).permute(2, 0, 1)[None].float() / 255
     x = torch.nn.functional.pad(x, (border, pw - border, border, ph - border), mode="reflect")
     with torch.no_grad():
-        ref = model(x).clamp(0, 1)[0, :, border:border + 37, border:border + 51]
+        ref = model(x).clamp(0, 1)[0, order, border:border + 37, border:border + 51]
     ref_u8 = (ref.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     assert np.abs(got.astype(int) - ref_u8.astype(int)).max() <= 1
     assert np.abs(got.astype(int) - np.roll(ref_u8, 1, axis=0).astype(int)).max() > 1  # a one-row slip is caught
