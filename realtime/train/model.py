@@ -161,8 +161,8 @@ class FastTransformNet(nn.Module):
         with 4 × 3 outputs: the colours of the four pixels of each 2×2 output block, the output scale
         and offset folded into its weights. The file returns those phases (modelmeta.OUTPUT_PHASES) and
         the runtime interleaves them into the picture while it converts the planes to interleaved uint8,
-        which it does anyway, so the interleave costs ~0.4 ms a 640×480 frame where ORT's DepthToSpace
-        (a generic transpose) cost 5 ms. Against the previous form (one 4×4 stride-2 transposed
+        which it does anyway: 0.3–0.7 ms more a 640×480 frame than the plain conversion, where ORT's
+        DepthToSpace (a generic transpose) cost 5 ms. Against the previous form (one 4×4 stride-2 transposed
         convolution at full resolution: 4.5 ms of ~41 in ORT's profile), the_scream's weights, model
         only, 12 interleaved rounds of 8 calls on 2 threads, median (minimum) ms: 672×512 (640×480
         with the border) 49.2 (39.8) → 45.7 (36.2), 672×392 32.1 (28.2) → 29.6 (26.8). Exact up to
