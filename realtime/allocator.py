@@ -58,3 +58,10 @@ def keep_freed_memory() -> bool:
             _applied = mallopt(_M_TRIM_THRESHOLD, 2 * threshold) == 1
             break
     return _applied
+
+
+def child_environment() -> dict[str, str]:
+    """The same setting for a child process through glibc's environment variables (for a program
+    that does not call keep_freed_memory itself, such as the peer in tools/bench.py)."""
+    threshold = MMAP_THRESHOLDS[-1]  # the value every glibc accepts
+    return {"MALLOC_MMAP_THRESHOLD_": str(threshold), "MALLOC_TRIM_THRESHOLD_": str(2 * threshold)}

@@ -153,11 +153,11 @@ def peer_model_only(python: Path, image, runs: int, tmp: Path) -> list[float]:  
 
     png = tmp / "peer_frame.png"
     cv2.imwrite(str(png), image[:, :, ::-1])
-    # The same allocator setting as our loop (keep_freed_memory, here through glibc's environment
-    # variables), so the model-only figures compare the networks and runtimes, not malloc's page faults.
-    from realtime.allocator import MMAP_THRESHOLDS
+    # The same allocator setting as our loop, so the model-only figures compare the networks and
+    # runtimes, not malloc's page faults.
+    from realtime.allocator import child_environment
 
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLDS[-1]), "MALLOC_TRIM_THRESHOLD_": str(2 * MMAP_THRESHOLDS[-1])}
+    env = {**os.environ, **child_environment()}
     res = subprocess.run([str(python), "-c", PEER_MODEL_ONLY, str(png), str(runs), PEER_STYLE], capture_output=True, text=True,
                          env=env)
     if res.returncode != 0:

@@ -48,7 +48,7 @@ def export_onnx(model: nn.Module, path: str | Path, metadata: Mapping[str, Any],
     form = getattr(model.model, "export_form", None)
     exported = _Clamped(form()).eval() if form else model
     # the layout of the file's output is the export form's (modelmeta.OUTPUT_PHASES)
-    phases = int(getattr(model.model, "output_phases", 1)) if form else 1
+    phases = int(model.model.output_phases) if form else 1  # a network with an export form declares it
     tmp = path.with_name(path.name + ".tmp")
     example = torch.rand(1, 3, 64, 64)
     with warnings.catch_warnings():
