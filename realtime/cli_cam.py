@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
+    p.add_argument("--lanes", type=positive_int, default=None, help="CPU only: frames the network works on side by side, each on its share of the cores (default 2 where there are 2 cores; 1 turns it off)")
     p.add_argument("--batch", type=positive_int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--compare", action="store_true", help="show original | stylized side by side")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style (default), 0 none")
@@ -134,13 +135,13 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
         raise
     try:
         size = args.size or reader.frame_size
-        stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads)  # type: ignore[arg-type]
+        stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads, lanes=args.lanes)  # type: ignore[arg-type]
         info(f"{stylizer.describe()}; {reader.description} at {size[0]}x{size[1]}"
              + (f", {reader.rate:g} frames/s" if reader.rate else ""))
         stylizer.warmup(size[1], size[0])
 
         def load(style):  # noqa: ANN001, ANN202 - runs in the style-load thread
-            s = Stylizer(style.path, device=args.device, threads=args.threads)  # type: ignore[arg-type]
+            s = Stylizer(style.path, device=args.device, threads=args.threads, lanes=args.lanes)  # type: ignore[arg-type]
             s.warmup(size[1], size[0])  # here, not on the first live frame: no freeze when it arrives
             return s
 

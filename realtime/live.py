@@ -3,7 +3,8 @@ window (with overlay) and optional recording.
 
 Threads: capture (``camera.LatestFrame``, drop-oldest), encode (``sinks.FileSink``, the writer of
 ``restyle-video``) and one short-lived thread per style switch (``StyleLoader``) so that loading and
-warming a model never freezes the picture. Everything stateful (stylizer, smoother, window) stays in
+warming a model never freezes the picture. On the CPU the stylizer runs two frames side by side in the
+runtime's own threads (``Stylizer.submit``): the loop shows the older one when it is done. Everything stateful (stylizer, smoother, window) stays in
 the main thread. A worker's error is re-raised here; the capture ending (file over, camera unplugged)
 ends the loop normally, and the recording is always finalized, Ctrl+C included.
 """
@@ -34,7 +35,9 @@ WINDOW_TITLE = "restyle-cam"
 
 
 class StylizerLike(Protocol):
-    """What the loop needs of ``realtime.stylizer.Stylizer`` (tests pass slow or fast fakes)."""
+    """What the loop needs of ``realtime.stylizer.Stylizer`` (tests pass slow or fast fakes). Where it
+    also has ``submit`` and ``lanes`` (the real one does), up to ``lanes`` frames are in the network at
+    once and the oldest is shown when it is done."""
 
     def stylize(self, images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
@@ -391,6 +394,42 @@ def _stamp() -> str:
 # ------------------------------------------------------------------------------------------ the loop
 
 
+@dataclass
+class InFlight:
+    """A camera frame in the stylizer: when it was taken from the camera and its pending result."""
+
+    frame: Frame
+    taken: float
+    job: "PendingLike"
+
+
+class PendingLike(Protocol):
+    def result(self) -> list[np.ndarray]: ...
+
+    def done(self) -> bool: ...
+
+    def wait(self) -> None: ...
+
+    @property
+    def model_seconds(self) -> float: ...
+
+
+class _Done:
+    """The result of a stylizer that only has ``stylize`` (it ran at submission)."""
+
+    def __init__(self, frames: list[np.ndarray], seconds: float = 0.0) -> None:
+        self._frames, self.model_seconds = frames, seconds
+
+    def result(self) -> list[np.ndarray]:
+        return self._frames
+
+    def done(self) -> bool:
+        return True
+
+    def wait(self) -> None:
+        pass
+
+
 class LiveLoop:
     """One live session. ``run()`` returns when the user quits, the window closes, the duration is
     over or the capture ends; it raises worker errors and KeyboardInterrupt after cleaning up."""
@@ -424,6 +463,7 @@ class LiveLoop:
         self.messages: collections.deque[tuple[float, str]] = collections.deque(maxlen=3)
         self._smoother = None
         self._frame_size: tuple[int, int] | None = None
+        self._in_flight: collections.deque[InFlight] = collections.deque()  # submitted, not yet shown
 
     # ----------------------------------------------------------------- helpers
 
@@ -448,20 +488,30 @@ class LiveLoop:
             self._smoother = make_smoother(self.opts.smooth_mode, self.opts.smooth_strength)
         return self._smoother
 
-    def render(self, frame: Frame) -> tuple[np.ndarray, float]:
-        """The RGB view for this frame (stylized, or original | stylized) and the model's milliseconds."""
+    def submit(self, frame: Frame) -> "InFlight":
+        """Hand a frame to the stylizer; with lanes (``Stylizer.submit``) the network runs it while the
+        loop shows the previous frame and takes the next one from the camera."""
+        submit = getattr(self.stylizer, "submit", None)
+        taken = time.monotonic()
+        if submit is not None:
+            return InFlight(frame, taken, submit([frame.image]))
+        t0 = time.perf_counter()
+        frames = self.stylizer.stylize([frame.image])
+        return InFlight(frame, taken, _Done(frames, time.perf_counter() - t0))
+
+    def render(self, item: "InFlight") -> tuple[np.ndarray, float]:
+        """The RGB view for a submitted frame (stylized, or original | stylized) and the model's
+        milliseconds (from submission to the network's end)."""
         from .pipeline import finish_frame
 
-        image = frame.image
-        t0 = time.perf_counter()
-        out = self.stylizer.stylize([image])[0]
-        model_ms = 1000 * (time.perf_counter() - t0)
+        image = item.frame.image
+        out = item.job.result()[0]
         st = self.state
         out = finish_frame(image, image, out, preserve_color=st.preserve_colour, smoother=self._smoother_for(st.smooth),
                            strength=st.strength)
         if self.opts.compare:
             out = np.hstack([image, out])
-        return out, model_ms
+        return out, 1000 * item.job.model_seconds
 
     def overlay_lines(self, now: float) -> list[str]:
         st, m, cam = self.state, self.meter, self.camera
@@ -567,6 +617,7 @@ class LiveLoop:
         t_start = time.monotonic()
         view: np.ndarray | None = None
         reason = ""
+        in_flight = self._in_flight
         try:
             if self.opts.output is not None:
                 self.recorder.start(self.opts.output, overwrite=self.opts.overwrite)
@@ -576,23 +627,29 @@ class LiveLoop:
                     reason = f"{self.opts.duration:g} s elapsed"
                     break
                 self._collect_style()
-                frame = self.camera.get(timeout=0.02)
-                if frame is not None:
-                    taken = time.monotonic()
-                    view, model_ms = self.render(frame)
+                lanes = getattr(self.stylizer, "lanes", 1)
+                if len(in_flight) < lanes:
+                    # with a frame in the network, look at the camera only briefly: the frame may finish
+                    frame = self.camera.get(timeout=0.005 if in_flight else 0.02)
+                    if frame is not None:
+                        in_flight.append(self.submit(frame))
+                    elif self.camera.ended is not None and not in_flight:
+                        reason = self.camera.ended
+                        break
+                shown_item = None
+                if in_flight and (len(in_flight) >= lanes or in_flight[0].job.done() or self.camera.ended is not None):
+                    shown_item = in_flight.popleft()
+                    view, model_ms = self.render(shown_item)
                     # cvtColor, not a reversed view: copying a negative-stride view cost ~3 ms a frame
                     bgr = cv2.cvtColor(view, cv2.COLOR_RGB2BGR)
-                    self.display.show(draw_overlay(bgr, self.overlay_lines(taken), in_place=True) if self.state.overlay else bgr)
-                    self.recorder.write(frame.with_image(view))
-                elif self.camera.ended is not None:
-                    reason = self.camera.ended
-                    break
+                    self.display.show(draw_overlay(bgr, self.overlay_lines(shown_item.taken), in_place=True) if self.state.overlay else bgr)
+                    self.recorder.write(shown_item.frame.with_image(view))
                 key = self.display.poll_key(1)
-                if frame is not None:
+                if shown_item is not None:
                     # shown: imshow draws on the next event pump, which poll_key just ran
                     shown = time.monotonic()
-                    captured = self.camera.capture_time(frame)
-                    self.meter.add(shown, model_ms, 1000 * (shown - captured), 1000 * (taken - captured))
+                    captured = self.camera.capture_time(shown_item.frame)
+                    self.meter.add(shown, model_ms, 1000 * (shown - captured), 1000 * (shown_item.taken - captured))
                     self.summary.frames_shown += 1
                     if self.opts.max_frames is not None and self.summary.frames_shown >= self.opts.max_frames:
                         reason = f"{self.opts.max_frames} frames shown"
@@ -617,6 +674,9 @@ class LiveLoop:
     def _finish(self, t_start: float, reason: str, failed: bool = False) -> None:
         """Stop capture, finalize a recording (kept even on Ctrl+C or a camera error: it is what the
         user saw; only a broken encoder discards it), wait for a style load, close the window."""
+        for item in self._in_flight:
+            item.job.wait()  # frames still in the network: the runtime reads their buffers until it ends
+        self._in_flight.clear()
         try:
             self.camera.close()
         finally:

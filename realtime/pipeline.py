@@ -8,13 +8,14 @@ order; decoding and encoding overlap with inference in their own threads through
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from .frames import Frame
 from .progress import Progress
 from .sinks import EncoderSettings, FileSink, container_format
 from .sources import FileSource, open_input
+
+if TYPE_CHECKING:
+    from .stylizer import PendingFrames
 
 WarnFn = Callable[[str], None]
 
@@ -48,6 +52,7 @@ class RestyleOptions:
     overwrite: bool = False
     audio: bool = True
     threads: int | None = None  # ONNX Runtime intra-op threads (default: all cores)
+    lanes: int | None = None  # CPU: batches run side by side (Stylizer.submit; default stylizer.default_lanes)
     queue_size: int = 8
 
 
@@ -241,7 +246,7 @@ def restyle_file(
 
     if stylizer is None:
         style = resolve_style_for_device(opts.style, opts.tier, opts.device)
-        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads)  # type: ignore[arg-type]
+        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes)  # type: ignore[arg-type]
     if info is not None:
         info(f"{stylizer.describe()}")
     smoother = _make_smoother(opts.smooth, opts.smooth_strength)
@@ -269,17 +274,14 @@ def restyle_file(
         with source, sink:
             if smoother is not None:
                 smoother.reset()
-            t_wait = time.perf_counter()
-            for batch in batched(source, opts.batch):
-                waits["decode_wait_s"] += time.perf_counter() - t_wait
-                h, w = batch[0].image.shape[:2]
-                if frames == 0:
-                    size = (w, h)
-                    proc = processing_size(w, h, opts.max_size)
-                    warmup_s = stylizer.warmup(proc[1], proc[0], len(batch))
-                contents = [_resize(f.image, proc) for f in batch]
-                styled = stylizer.stylize(contents)
-                for f, content, s in zip(batch, contents, styled):
+            # Up to stylizer.lanes batches are in the network at once (Stylizer.submit): the oldest is
+            # collected and finished in order while the next ones run.
+            in_flight: collections.deque[tuple[list[Frame], list[np.ndarray], PendingFrames]] = collections.deque()
+
+            def finish_oldest() -> None:
+                nonlocal frames, last_time
+                batch, contents, job = in_flight.popleft()
+                for f, content, s in zip(batch, contents, job.result()):
                     t0 = time.perf_counter()
                     s = finish_frame(f.image, content, s, preserve_color=opts.preserve_color, smoother=smoother,
                                      strength=opts.strength)
@@ -291,7 +293,25 @@ def restyle_file(
                     frames += 1
                     last_time = f.time
                     bar.update()
+
+            try:
                 t_wait = time.perf_counter()
+                for batch in batched(source, opts.batch):
+                    waits["decode_wait_s"] += time.perf_counter() - t_wait
+                    h, w = batch[0].image.shape[:2]
+                    if not proc[0]:
+                        size = (w, h)
+                        proc = processing_size(w, h, opts.max_size)
+                        warmup_s = stylizer.warmup(proc[1], proc[0], len(batch))
+                    contents = [_resize(f.image, proc) for f in batch]
+                    in_flight.append((batch, contents, stylizer.submit(contents)))
+                    if len(in_flight) >= stylizer.lanes:
+                        finish_oldest()
+                    t_wait = time.perf_counter()
+                while in_flight:
+                    finish_oldest()
+            finally:
+                stylizer.wait_idle()  # the runtime may still be reading a batch when an error stops us
             if frames == 0:
                 raise InputError(f"no video frames could be decoded from {inp}" + (
                     f" between {opts.start:g}s and {end:g}s" if end is not None else ""))

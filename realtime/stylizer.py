@@ -5,13 +5,17 @@ than assuming, picks the execution provider and *checks* which one really runs (
 falls back to CPU when the CUDA provider cannot load), pads frames by reflection to the model's size
 multiple and crops back, runs batches of frames per call, and keeps per-stage timings.
 
+On the CPU it runs consecutive batches side by side (``lanes``): see ``Stylizer.submit``.
+
 onnxruntime is imported only here, so the rest of the package (and ``--help``) stays light.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +59,10 @@ class ModelInfo:
 class StageTimes:
     """Seconds spent per stage and frames that went through it (for per-stage frames/s)."""
 
-    seconds: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0})
+    # inference: from a batch's start to its end in the runtime; with lanes side by side these overlap,
+    # so frames / inference seconds is one lane's speed. inference_wait: the caller blocked on results.
+    seconds: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0, "inference_wait": 0.0,
+                                                               "postprocess": 0.0})
     frames: int = 0
     calls: int = 0
 
@@ -104,6 +111,72 @@ def cuda_usable(probe_model: str) -> bool:
         return False
 
 
+def default_lanes(cores: int) -> int:
+    """Lanes (sessions side by side) on the CPU: two wherever there are two cores. Measured on 2 cores
+    only (see ``Stylizer.submit``); more lanes add a frame of latency each for a live picture."""
+    return 2 if cores >= 2 else 1
+
+
+def lane_threads(cores: int, lanes: int) -> int:
+    """Intra-op threads for one lane's session: its share of the cores, plus the pool thread that runs
+    the batch (ONNX Runtime runs ``run_async`` on a pool thread, so a pool needs at least two)."""
+    return max(2, cores // lanes + 1)
+
+
+class PendingFrames:
+    """A batch in the runtime (``Stylizer.submit``). ``result()`` waits for it, then converts and returns
+    the stylized frames; ``done()`` says whether the network has finished."""
+
+    def __init__(self, stylizer: "Stylizer", count: int, height: int, width: int, x: np.ndarray) -> None:
+        self._stylizer = stylizer
+        self._input: np.ndarray | None = x  # the runtime reads it while it runs: keep it alive until then
+        self.count, self.height, self.width = count, height, width
+        self._event = threading.Event()
+        self._output: np.ndarray | None = None
+        self._error = ""
+        self._frames: list[np.ndarray] | None = None
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+
+    def _complete(self, outputs: Sequence[np.ndarray] | None, _user_data: object, error: str) -> None:
+        # called on a runtime thread: record and signal, nothing else
+        self.finished = time.perf_counter()
+        if error:
+            self._error = str(error)
+        else:
+            self._output = outputs[0] if outputs else None
+        self._event.set()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self) -> None:
+        self._event.wait()
+
+    @property
+    def model_seconds(self) -> float:
+        """From submission to the network's end (the time one frame spends in its lane)."""
+        return (self.finished or time.perf_counter()) - self.started
+
+    def output(self) -> np.ndarray:
+        """Wait for the network and return its raw output (a ModelError if the runtime failed)."""
+        self._event.wait()
+        self._input = None
+        if self._error or self._output is None:
+            text = self._error.strip().splitlines()[0] if self._error.strip() else "no output"
+            raise ModelError(f"{self._stylizer.path.name}: inference failed: {text[:300]}")
+        return self._output
+
+    def result(self) -> list[np.ndarray]:
+        if self._frames is None:
+            t0 = time.perf_counter()
+            output = self.output()
+            self._stylizer.times.seconds["inference_wait"] += time.perf_counter() - t0
+            self._output = None
+            self._frames = self._stylizer._finish(self, output)
+        return self._frames
+
+
 class Stylizer:
     """Runs one style model on batches of RGB uint8 frames and returns RGB uint8 frames of the same size.
 
@@ -111,27 +184,19 @@ class Stylizer:
     when CUDA cannot run). ``provider`` and ``device`` attributes say what actually runs.
     """
 
-    def __init__(self, model_path: str | os.PathLike[str], device: Device = "auto", threads: int | None = None) -> None:
+    def __init__(self, model_path: str | os.PathLike[str], device: Device = "auto", threads: int | None = None,
+                 lanes: int | None = None) -> None:
         import onnxruntime as ort  # kept local: only the stylizer needs it
 
         self.path = Path(model_path)
         if device not in DEVICES:
             raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        if lanes is not None and lanes < 1:
+            raise DeviceError("lanes must be at least 1")
         _read_onnx_header(self.path)
-
-        opts = ort.SessionOptions()
-        # Decode and encode run in their own threads but are light next to the network; the network
-        # gets every core for its intra-op parallelism and no inter-op pool (the graph is a chain).
-        opts.intra_op_num_threads = threads or cpu_count()
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No spin-waiting between ops: the ops of this net are long convolutions (wake-up latency is
-        # negligible), while spinning workers would take the few cores the decode/encode threads need.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # ORT logs a provider-load failure as an error before it falls back; we detect the fallback
-        # ourselves and say it in one line, so keep its logger quiet.
-        opts.log_severity_level = 3
+        self._ort = ort
+        cores = threads or cpu_count()
+        cpu_lanes = lanes or default_lanes(cores)
 
         available = ort.get_available_providers()
         want_cuda = device in ("auto", "cuda") and _CUDA in available
@@ -150,6 +215,7 @@ class Stylizer:
                 # the fallback message comes from the default logger, not the session's
                 prev_severity = 3
                 ort.set_default_logger_severity(4)
+            opts = self._session_options(cores if want_cuda or cpu_lanes == 1 else lane_threads(cores, cpu_lanes))
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...)
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -174,7 +240,35 @@ class Stylizer:
         self.info: ModelInfo = self._read_metadata()
         self.times = StageTimes()
         self._warm_shapes: set[tuple[int, int, int]] = set()
-        self._ort = ort
+        # Lanes: sessions that run consecutive batches side by side (CPU only; CUDA keeps one stream).
+        self.lanes: int = 1 if self.device == "cuda" else cpu_lanes
+        self._sessions: list[object] = [self.session]
+        if self.lanes > 1:
+            if want_cuda:  # fell back to the CPU: lane 0 was built with every core for itself
+                self._sessions = []
+            threads_each = lane_threads(cores, self.lanes)
+            while len(self._sessions) < self.lanes:
+                self._sessions.append(ort.InferenceSession(str(self.path), sess_options=self._session_options(threads_each),
+                                                           providers=[_CPU]))
+            self.session = self._sessions[0]
+        self._lane_jobs: list[PendingFrames | None] = [None] * self.lanes
+        self._next_lane = 0
+
+    def _session_options(self, threads: int):  # noqa: ANN202 - onnxruntime.SessionOptions
+        opts = self._ort.SessionOptions()
+        # Decode and encode run in their own threads but are light next to the network; each session
+        # gets its share of the cores for intra-op parallelism and no inter-op pool (the graph is a chain).
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spin-waiting between ops: the ops of this net are long convolutions (wake-up latency is
+        # negligible), while spinning workers would take the few cores the decode/encode threads need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ORT logs a provider-load failure as an error before it falls back; we detect the fallback
+        # ourselves and say it in one line, so keep its logger quiet.
+        opts.log_severity_level = 3
+        return opts
 
     # ---------------------------------------------------------------- metadata and signature
 
@@ -306,7 +400,7 @@ class Stylizer:
         return image
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
-        """One inference call on a prepared NCHW float32 batch (IO binding on CUDA)."""
+        """One inference call on a prepared NCHW float32 batch, waited for (IO binding on CUDA)."""
         if self.device == "cuda":
             io = self.session.io_binding()
             io.bind_cpu_input(modelmeta.INPUT_NAME, x)
@@ -316,7 +410,8 @@ class Stylizer:
         return self.session.run([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x})[0]
 
     def warmup(self, height: int, width: int, batch: int = 1) -> float:
-        """Run once at this frame size so allocation / kernel selection is not billed to the first frame.
+        """Run once at this frame size on every lane, so allocation / kernel selection is not billed to
+        the first frames.
 
         Returns the seconds it took; a size already warmed is skipped.
         """
@@ -325,34 +420,84 @@ class Stylizer:
         if key in self._warm_shapes:
             return 0.0
         t0 = time.perf_counter()
-        self.run_tensor(np.zeros((batch, 3, height + ph, width + pw), np.float32))
+        x = np.zeros((batch, 3, height + ph, width + pw), np.float32)
+        if self.lanes == 1:
+            self.run_tensor(x)
+        else:
+            jobs = [self._start(lane, x, PendingFrames(self, batch, height, width, x)) for lane in range(self.lanes)]
+            for job in jobs:
+                job.output()
         self._warm_shapes.add(key)
         return time.perf_counter() - t0
 
-    def stylize(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Stylize a batch of same-size HxWx3 uint8 RGB frames; returns frames of the same size."""
-        if not images:
-            return []
+    def _prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
         h, w = images[0].shape[:2]
         for img in images:
             if img.shape != (h, w, 3) or img.dtype != np.uint8:
                 raise ValueError(f"frames in a batch must all be {h}x{w}x3 uint8, got {img.shape} {img.dtype}")
         t0 = time.perf_counter()
         x = self.preprocess(images)
-        t1 = time.perf_counter()
-        y = self.run_tensor(x)
-        t2 = time.perf_counter()
-        p = self.info.output_phases
-        if y.ndim != 4 or y.shape[0] != len(images) or y.shape[1] != 3 * p * p or y.shape[2] * p < h + 2 * self.info.border or y.shape[3] * p < w + 2 * self.info.border:
-            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match input {tuple(x.shape)}"
+        self.times.seconds["preprocess"] += time.perf_counter() - t0
+        return x
+
+    def stylize(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Stylize a batch of same-size HxWx3 uint8 RGB frames and wait for it; returns frames of the
+        same size. (One call at a time uses all the cores a lane has; ``submit`` overlaps batches.)"""
+        if not images:
+            return []
+        x = self._prepare(images)
+        job = PendingFrames(self, len(images), images[0].shape[0], images[0].shape[1], x)
+        job._complete([self.run_tensor(x)], None, "")
+        return job.result()
+
+    def submit(self, images: Sequence[np.ndarray]) -> PendingFrames:
+        """Start stylizing a batch and return at once where the runtime can run it beside others: on the
+        CPU each of ``lanes`` sessions runs one batch at a time on its own share of the cores, and a
+        submit to a lane still busy waits for that lane's previous batch. Collect results in the order
+        of submission with ``PendingFrames.result()``; keep at most ``lanes`` batches in flight.
+
+        Why: ONNX Runtime's intra-op pool synchronises its threads after every operator, so on 2 cores
+        one session kept them both busy for ~60-80 % of the time; two single-threaded runs side by side
+        need no synchronisation, and the caller's own work (pre/postprocessing, smoothing) overlaps the
+        network instead of leaving both cores idle. With one lane (CUDA, one core) this runs at once.
+        """
+        if not images:
+            raise ValueError("submit needs at least one frame")
+        x = self._prepare(images)
+        job = PendingFrames(self, len(images), images[0].shape[0], images[0].shape[1], x)
+        if self.lanes == 1:
+            job._complete([self.run_tensor(x)], None, "")
+            return job
+        lane = self._next_lane
+        self._next_lane = (lane + 1) % self.lanes
+        previous = self._lane_jobs[lane]
+        if previous is not None:
+            previous.wait()  # round robin: this lane's batch is the oldest in flight
+        self._lane_jobs[lane] = job
+        return self._start(lane, x, job)
+
+    def _start(self, lane: int, x: np.ndarray, job: PendingFrames) -> PendingFrames:
+        # ONNX Runtime runs this on a thread of the lane session's own pool and calls back from there
+        self._sessions[lane].run_async([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x}, job._complete, None)  # type: ignore[attr-defined]
+        return job
+
+    def wait_idle(self) -> None:
+        """Wait for every batch still in the runtime (before the stylizer or its inputs go away)."""
+        for job in self._lane_jobs:
+            if job is not None:
+                job.wait()
+
+    def _finish(self, job: PendingFrames, y: np.ndarray) -> list[np.ndarray]:
+        h, w, p, b = job.height, job.width, self.info.output_phases, self.info.border
+        if y.ndim != 4 or y.shape[0] != job.count or y.shape[1] != 3 * p * p or y.shape[2] * p < h + 2 * b or y.shape[3] * p < w + 2 * b:
+            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match {job.count} frames of {h}x{w}"
                              + (f" in {p}x{p} phases" if p > 1 else ""))
+        t0 = time.perf_counter()
         out = self.postprocess(y, h, w)
-        t3 = time.perf_counter()
         s = self.times.seconds
-        s["preprocess"] += t1 - t0
-        s["inference"] += t2 - t1
-        s["postprocess"] += t3 - t2
-        self.times.frames += len(images)
+        s["postprocess"] += time.perf_counter() - t0
+        s["inference"] += job.model_seconds
+        self.times.frames += job.count
         self.times.calls += 1
         return out
 

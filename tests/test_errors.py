@@ -194,30 +194,32 @@ def test_truncated_mp4_without_index_is_a_clear_error(run_cli, tmp_path: Path) -
     check(run_cli, [out], [cut, out / "o.mp4"], "damaged")
 
 
-def test_error_mid_run_leaves_nothing(run_cli, work, monkeypatch: pytest.MonkeyPatch) -> None:
-    from realtime.errors import ModelError
-    from realtime.stylizer import Stylizer
+@pytest.mark.parametrize("lanes", ["1", "2"])
+def test_error_mid_run_leaves_nothing(run_cli, work, monkeypatch: pytest.MonkeyPatch, lanes: str) -> None:
+    # The runtime's failure arrives as its error string where the batch ends (on a runtime thread
+    # with two lanes); it must stop the run with one line and leave nothing behind.
+    from realtime.stylizer import PendingFrames
 
     inp, out, clip = work
     calls = {"n": 0}
-    real = Stylizer.stylize
+    real = PendingFrames._complete
 
-    def failing(self, images):  # noqa: ANN001
+    def failing(self, outputs, user_data, error):  # noqa: ANN001
         calls["n"] += 1
         if calls["n"] == 12:
-            raise ModelError("simulated failure in the middle")
-        return real(self, images)
+            error = "simulated failure in the middle"
+        return real(self, outputs, user_data, error)
 
-    monkeypatch.setattr(Stylizer, "stylize", failing)
-    check(run_cli, [inp, out], [clip, out / "o.mp4"], "simulated failure in the middle")
-    assert calls["n"] == 12
+    monkeypatch.setattr(PendingFrames, "_complete", failing)
+    check(run_cli, [inp, out], [clip, out / "o.mp4", "--lanes", lanes], "inference failed: simulated failure in the middle")
+    assert 12 <= calls["n"] <= 12 + int(lanes)  # stopped at the failure (a lane may have had one more in flight)
 
 
 def test_ctrl_c_mid_run_in_process(run_cli, work, monkeypatch: pytest.MonkeyPatch) -> None:
     from realtime.stylizer import Stylizer
 
     inp, out, clip = work
-    real = Stylizer.stylize
+    real = Stylizer.submit
     calls = {"n": 0}
 
     def interrupted(self, images):  # noqa: ANN001
@@ -226,7 +228,7 @@ def test_ctrl_c_mid_run_in_process(run_cli, work, monkeypatch: pytest.MonkeyPatc
             raise KeyboardInterrupt
         return real(self, images)
 
-    monkeypatch.setattr(Stylizer, "stylize", interrupted)
+    monkeypatch.setattr(Stylizer, "submit", interrupted)
     check(run_cli, [inp, out], [clip, out / "o.mp4"], "interrupted", exit_code=130)
 
 
