@@ -135,6 +135,66 @@ def test_fast_stylizer_drops_nothing() -> None:
     assert s.age_ms_max < 100  # taken as soon as it arrived
 
 
+class LaneStylizer:
+    """Like the real stylizer's lanes: ``submit`` returns at once and the frame is done ``delay`` seconds
+    later (a timer thread stands in for the runtime's); inverts the picture."""
+
+    lanes = 2
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = self.max_in_flight = 0
+
+    def submit(self, images):  # noqa: ANN001, ANN201
+        job = FakeJob([255 - im for im in images])
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+        def finish() -> None:
+            with self.lock:
+                self.in_flight -= 1
+            job.event.set()
+
+        threading.Timer(self.delay, finish).start()
+        return job
+
+
+class FakeJob:
+    model_seconds = 0.0
+
+    def __init__(self, frames) -> None:  # noqa: ANN001
+        self.frames, self.event = frames, threading.Event()
+
+    def done(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self) -> None:
+        self.event.wait()
+
+    def result(self):  # noqa: ANN201
+        self.event.wait()
+        return self.frames
+
+
+def test_lanes_keep_two_frames_in_flight_and_show_them_in_order() -> None:
+    cam = FakeCamera(rate=50.0, frames=30)
+    stylizer = LaneStylizer(delay=0.05)
+    display = ScriptedDisplay(lambda d: -1)
+    grab = LatestFrame(cam)
+    loop = LiveLoop(grab, stylizer, [], 0, display, LiveOptions(duration=60), state=ViewState(overlay=False),
+                    info=lambda m: None)
+    grab.start()
+    s = loop.run()
+    assert stylizer.max_in_flight == 2  # the next frame went in while one was in the network
+    numbers = [255 - int(bgr[0, 0, 0]) for bgr in display.shown]  # the fake camera's frame numbers
+    assert numbers == sorted(set(numbers)) and len(numbers) == s.frames_shown
+    # the camera ended with frames still in flight: they were shown, not lost
+    assert s.captured - s.frames_shown - s.dropped == 0
+    assert numbers[-1] == cam.n - 1 or s.dropped > 0
+
+
 def test_capture_error_is_reraised_in_main_thread_and_thread_stops() -> None:
     cam = FakeCamera(rate=50.0, fail_after=3)
     grab = LatestFrame(cam)

@@ -75,6 +75,28 @@ def test_batch_equals_single_frames(tiny_model: Path) -> None:
     assert st.times.seconds["inference"] > 0
 
 
+def test_lanes_return_what_one_call_at_a_time_returns_in_order(tiny_model: Path) -> None:
+    # Two sessions run batches side by side; results must come back per batch, in submission order,
+    # equal to plain calls. Seven submissions for two lanes: submit waits for a lane's previous batch.
+    one = Stylizer(tiny_model, device="cpu", lanes=1)
+    two = Stylizer(tiny_model, device="cpu", threads=2, lanes=2)
+    assert (one.lanes, two.lanes) == (1, 2)
+    imgs = _frames(9, 40, 60, seed=9)
+    expect = [one.stylize([im])[0] for im in imgs]
+    jobs = [two.submit([im]) for im in imgs[:7]] + [two.submit(imgs[7:])]
+    got = [frame for job in jobs for frame in job.result()]
+    assert len(got) == 9
+    for a, b in zip(expect, got):
+        assert np.array_equal(a, b)
+    assert two.times.frames == 9 and two.times.calls == 8
+    assert two.stylize([imgs[0]])[0].tobytes() == expect[0].tobytes()  # the waited-for call, on a lane session
+
+
+def test_lanes_must_be_positive(tiny_model: Path) -> None:
+    with pytest.raises(DeviceError, match="lanes"):
+        Stylizer(tiny_model, device="cpu", lanes=0)
+
+
 def test_input_range_0_255_is_honoured(models_dir: Path) -> None:
     # same weights, one model in 0..1, one in 0..255: the stylizer's scaling must make them agree
     a = Stylizer(models_dir / "tiny.onnx", device="cpu")
