@@ -197,7 +197,8 @@ def _model_process(args: argparse.Namespace, opts, model_path: Path, info):  # n
     from .images import stylize_with_model
     from .stylizer import Stylizer
 
-    stylizer = Stylizer(model_path, device=args.device, threads=args.threads)
+    # one image at a time, each waited for: one session with every core (lanes pay off only for streams)
+    stylizer = Stylizer(model_path, device=args.device, threads=args.threads, lanes=1)
     info(stylizer.describe())
 
     def process(image, job):  # noqa: ANN001, ANN202
@@ -230,7 +231,7 @@ def _sheet_process(args: argparse.Namespace, opts, specs: list[str], info):  # n
     stylizers = []
     for spec in specs:
         style = resolve_style_for_device(spec, args.tier, args.device)
-        stylizer = Stylizer(style.path, device=args.device, threads=args.threads)
+        stylizer = Stylizer(style.path, device=args.device, threads=args.threads, lanes=1)
         label = style.name + (" (fast)" if style.tier == "fast" else "")
         stylizers.append((label, stylizer))
     info(f"contact sheet of {len(stylizers)} styles on {stylizers[0][1].device.upper()}")
