@@ -3,7 +3,9 @@ encode with audio (thread).
 
 Everything that can be checked before work starts is checked first (paths, style, device, input), so a
 bad invocation fails in a second and leaves nothing behind. The main thread runs the stateful part in
-order; decoding and encoding overlap with inference in their own threads through bounded queues.
+order; decoding and encoding overlap with inference in their own threads through bounded queues, and
+on the CPU the runtime works on the next frames (its lanes, ``Stylizer.submit``) while the main thread
+finishes the oldest.
 """
 
 from __future__ import annotations
