@@ -127,7 +127,10 @@ class PendingFrames:
     the stylized frames; ``done()`` says whether the network has finished."""
 
     def __init__(self, stylizer: "Stylizer", count: int, height: int, width: int, x: np.ndarray) -> None:
-        self._stylizer = stylizer
+        # dropped once the frames are out: the stylizer keeps each lane's last job, and a cycle would
+        # keep a discarded stylizer's sessions alive until the cyclic collector runs
+        self._stylizer: Stylizer | None = stylizer
+        self._name = stylizer.path.name
         self._input: np.ndarray | None = x  # the runtime reads it while it runs: keep it alive until then
         self.count, self.height, self.width = count, height, width
         self._event = threading.Event()
@@ -163,16 +166,18 @@ class PendingFrames:
         self._input = None
         if self._error or self._output is None:
             text = self._error.strip().splitlines()[0] if self._error.strip() else "no output"
-            raise ModelError(f"{self._stylizer.path.name}: inference failed: {text[:300]}")
+            raise ModelError(f"{self._name}: inference failed: {text[:300]}")
         return self._output
 
     def result(self) -> list[np.ndarray]:
         if self._frames is None:
+            stylizer = self._stylizer
+            assert stylizer is not None
             t0 = time.perf_counter()
             output = self.output()
-            self._stylizer.times.seconds["inference_wait"] += time.perf_counter() - t0
-            self._output = None
-            self._frames = self._stylizer._finish(self, output)
+            stylizer.times.seconds["inference_wait"] += time.perf_counter() - t0
+            self._frames = stylizer._finish(self, output)
+            self._output = self._stylizer = None
         return self._frames
 
 

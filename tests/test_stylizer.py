@@ -92,6 +92,25 @@ def test_lanes_return_what_one_call_at_a_time_returns_in_order(tiny_model: Path)
     assert two.stylize([imgs[0]])[0].tobytes() == expect[0].tobytes()  # the waited-for call, on a lane session
 
 
+def test_a_discarded_stylizer_is_freed_at_once(tiny_model: Path) -> None:
+    # Each lane keeps its last job; a job that kept its stylizer would make a cycle, and a live style
+    # switch would keep the old sessions (and their memory) until the cyclic collector ran.
+    import gc
+    import weakref
+
+    st = Stylizer(tiny_model, device="cpu", threads=2, lanes=2)
+    jobs = [st.submit(_frames(1, 40, 60, seed=i)) for i in range(3)]
+    for job in jobs:
+        job.result()
+    ref = weakref.ref(st)
+    gc.disable()
+    try:
+        del st
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
 def test_lanes_must_be_positive(tiny_model: Path) -> None:
     with pytest.raises(DeviceError, match="lanes"):
         Stylizer(tiny_model, device="cpu", lanes=0)
