@@ -4,9 +4,10 @@ window (with overlay) and optional recording.
 Threads: capture (``camera.LatestFrame``, drop-oldest), encode (``sinks.FileSink``, the writer of
 ``restyle-video``) and one short-lived thread per style switch (``StyleLoader``) so that loading and
 warming a model never freezes the picture. On the CPU the stylizer runs two frames side by side in the
-runtime's own threads (``Stylizer.submit``): the loop shows the older one when it is done. Everything stateful (stylizer, smoother, window) stays in
-the main thread. A worker's error is re-raised here; the capture ending (file over, camera unplugged)
-ends the loop normally, and the recording is always finalized, Ctrl+C included.
+runtime's own threads (``Stylizer.submit``): the loop shows the older one when it is done. Everything
+stateful (stylizer, smoother, window) stays in the main thread. A worker's error is re-raised here;
+the capture ending (file over, camera unplugged) ends the loop normally, and the recording is always
+finalized, Ctrl+C included.
 """
 
 from __future__ import annotations
@@ -637,12 +638,15 @@ class LiveLoop:
                         reason = self.camera.ended
                         break
                 shown_item = None
-                if in_flight and (len(in_flight) >= lanes or in_flight[0].job.done() or self.camera.ended is not None):
+                # show the oldest when no lane is free, when it is done, or when no more frames will come
+                if in_flight and (len(in_flight) >= lanes or in_flight[0].job.done() or self.camera.ended):
                     shown_item = in_flight.popleft()
                     view, model_ms = self.render(shown_item)
                     # cvtColor, not a reversed view: copying a negative-stride view cost ~3 ms a frame
                     bgr = cv2.cvtColor(view, cv2.COLOR_RGB2BGR)
-                    self.display.show(draw_overlay(bgr, self.overlay_lines(shown_item.taken), in_place=True) if self.state.overlay else bgr)
+                    if self.state.overlay:
+                        bgr = draw_overlay(bgr, self.overlay_lines(shown_item.taken), in_place=True)
+                    self.display.show(bgr)
                     self.recorder.write(shown_item.frame.with_image(view))
                 key = self.display.poll_key(1)
                 if shown_item is not None:

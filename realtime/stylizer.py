@@ -60,8 +60,8 @@ class StageTimes:
 
     # inference: from a batch's start to its end in the runtime; with lanes side by side these overlap,
     # so frames / inference seconds is one lane's speed. inference_wait: the caller blocked on results.
-    seconds: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0, "inference_wait": 0.0,
-                                                               "postprocess": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"preprocess": 0.0, "inference": 0.0, "inference_wait": 0.0, "postprocess": 0.0})
     frames: int = 0
     calls: int = 0
 
@@ -219,7 +219,8 @@ class Stylizer:
                 # the fallback message comes from the default logger, not the session's
                 prev_severity = 3
                 ort.set_default_logger_severity(4)
-            opts = self._session_options(cores if want_cuda or cpu_lanes == 1 else lane_threads(cores, cpu_lanes))
+            first_threads = cores if want_cuda or cpu_lanes == 1 else lane_threads(cores, cpu_lanes)
+            opts = self._session_options(first_threads)
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...)
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -252,8 +253,8 @@ class Stylizer:
                 self._sessions = []
             threads_each = lane_threads(cores, self.lanes)
             while len(self._sessions) < self.lanes:
-                self._sessions.append(ort.InferenceSession(str(self.path), sess_options=self._session_options(threads_each),
-                                                           providers=[_CPU]))
+                opts = self._session_options(threads_each)
+                self._sessions.append(ort.InferenceSession(str(self.path), sess_options=opts, providers=[_CPU]))
             self.session = self._sessions[0]
         self._lane_jobs: list[PendingFrames | None] = [None] * self.lanes
         self._next_lane = 0
@@ -484,7 +485,8 @@ class Stylizer:
 
     def _start(self, lane: int, x: np.ndarray, job: PendingFrames) -> PendingFrames:
         # ONNX Runtime runs this on a thread of the lane session's own pool and calls back from there
-        self._sessions[lane].run_async([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x}, job._complete, None)  # type: ignore[attr-defined]
+        session = self._sessions[lane]
+        session.run_async([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x}, job._complete, None)  # type: ignore[attr-defined]
         return job
 
     def wait_idle(self) -> None:
@@ -495,9 +497,10 @@ class Stylizer:
 
     def _finish(self, job: PendingFrames, y: np.ndarray) -> list[np.ndarray]:
         h, w, p, b = job.height, job.width, self.info.output_phases, self.info.border
-        if y.ndim != 4 or y.shape[0] != job.count or y.shape[1] != 3 * p * p or y.shape[2] * p < h + 2 * b or y.shape[3] * p < w + 2 * b:
-            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match {job.count} frames of {h}x{w}"
-                             + (f" in {p}x{p} phases" if p > 1 else ""))
+        fits = y.ndim == 4 and y.shape[0] == job.count and y.shape[1] == 3 * p * p
+        if not fits or y.shape[2] * p < h + 2 * b or y.shape[3] * p < w + 2 * b:
+            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match {job.count} frames of "
+                             f"{h}x{w}" + (f" in {p}x{p} phases" if p > 1 else ""))
         t0 = time.perf_counter()
         out = self.postprocess(y, h, w)
         s = self.times.seconds
