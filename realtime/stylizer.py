@@ -200,7 +200,7 @@ class Stylizer:
         _read_onnx_header(self.path)
         self._ort = ort
         cores = threads or cpu_count()
-        cpu_lanes = lanes or default_lanes(cores)
+        cpu_lanes = min(lanes or default_lanes(cores), cores)  # a lane runs on at least a core of its own
 
         available = ort.get_available_providers()
         want_cuda = device in ("auto", "cuda") and _CUDA in available

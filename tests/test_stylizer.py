@@ -111,9 +111,11 @@ def test_a_discarded_stylizer_is_freed_at_once(tiny_model: Path) -> None:
         gc.enable()
 
 
-def test_lanes_must_be_positive(tiny_model: Path) -> None:
+def test_lanes_must_be_positive_and_get_a_core_each(tiny_model: Path) -> None:
     with pytest.raises(DeviceError, match="lanes"):
         Stylizer(tiny_model, device="cpu", lanes=0)
+    assert Stylizer(tiny_model, device="cpu", threads=1, lanes=2).lanes == 1
+    assert Stylizer(tiny_model, device="cpu", threads=1).lanes == 1
 
 
 def test_input_range_0_255_is_honoured(models_dir: Path) -> None:
