@@ -187,12 +187,13 @@ def test_lanes_keep_two_frames_in_flight_and_show_them_in_order() -> None:
                     info=lambda m: None)
     grab.start()
     s = loop.run()
-    assert stylizer.max_in_flight == 2  # the next frame went in while one was in the network
     numbers = [255 - int(bgr[0, 0, 0]) for bgr in display.shown]  # the fake camera's frame numbers
     assert numbers == sorted(set(numbers)) and len(numbers) == s.frames_shown
     # the camera ended with frames still in flight: they were shown, not lost
     assert s.captured - s.frames_shown - s.dropped == 0
     assert numbers[-1] == cam.n - 1 or s.dropped > 0
+    skip_if_starved(cam, "the in-flight count")  # a frame every 20 ms, each 50 ms in the network
+    assert stylizer.max_in_flight == 2  # the next frame went in while one was in the network
 
 
 def test_capture_error_is_reraised_in_main_thread_and_thread_stops() -> None:
