@@ -15,7 +15,8 @@ bounded; memory is simply not handed back between frames. How often the commands
 depends on what else the process allocates: whole ``restyle-video`` runs on a 201-frame 640×360
 clip faulted 32.7–34.5 k times in all (start-up included) without it and 29.5–29.6 k with it, so
 they mostly reused the memory already; a plain loop of stylize calls (``tools/bench.py``'s
-model-only figure, a library user's loop) faults on every frame. Setting it costs nothing where the allocator already reuses the memory.
+model-only figure, a library user's loop) faults on every frame. Setting it costs nothing where the
+allocator already reuses the memory.
 
 Other C libraries (macOS, Windows, musl) manage memory differently; there this does nothing.
 """

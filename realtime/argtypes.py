@@ -11,6 +11,10 @@ N = TypeVar("N", int, float)
 # parsing "--smooth off" does not import the temporal module.
 SMOOTH_MODES = ("off", "blend", "flow", "flow-hq")
 
+# --lanes of restyle-video and restyle-cam (realtime.stylizer.Stylizer.submit says why)
+LANES_HELP = ("CPU only: frames the network works on side by side, each on its share of the cores "
+              "(default 2 where there are 2 cores, at most one per core; 1 turns it off)")
+
 
 def _number(text: str, cast: Callable[[str], N], accept: Callable[[N], bool], rule: str) -> N:
     """``text`` parsed by ``cast`` and checked by ``accept``; otherwise a one-line argparse error

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
-from .argtypes import SMOOTH_MODES, positive_int, unit_float
+from .argtypes import LANES_HELP, SMOOTH_MODES, positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
 
@@ -50,7 +50,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
                    help="auto: CUDA when it really loads, else CPU (default); cuda: fail if it cannot run")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call (default 1)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
-    p.add_argument("--lanes", type=positive_int, default=None, help="CPU only: frames the network works on side by side, each on its share of the cores (default 2 where there are 2 cores, at most one per core; 1 turns it off)")
+    p.add_argument("--lanes", type=positive_int, default=None, help=LANES_HELP)
     p.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
                    help="stylize at this long side and scale back to the input size (faster, coarser strokes)")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import SMOOTH_MODES, positive_float, positive_int, unit_float
+from .argtypes import LANES_HELP, SMOOTH_MODES, positive_float, positive_int, unit_float
 from .errors import RealtimeError
 from .models import TIER_CHOICES
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
-    p.add_argument("--lanes", type=positive_int, default=None, help="CPU only: frames the network works on side by side, each on its share of the cores (default 2 where there are 2 cores, at most one per core; 1 turns it off)")
+    p.add_argument("--lanes", type=positive_int, default=None, help=LANES_HELP)
     p.add_argument("--batch", type=positive_int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--compare", action="store_true", help="show original | stylized side by side")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style (default), 0 none")

@@ -1,9 +1,9 @@
 """The contract between the trainer's ONNX export and the runtime stylizer.
 
-A style model is an ONNX graph with one input ``input`` and one output ``output``, float32, NCHW (the output possibly in the phase
-layout of OUTPUT_PHASES), RGB,
-with dynamic batch, height and width. Height and width must be multiples of ``size_multiple``. The
-metadata properties below describe it; the stylizer reads them rather than assuming.
+A style model is an ONNX graph with one input ``input`` and one output ``output``, float32, NCHW (the
+output possibly in the phase layout of OUTPUT_PHASES), RGB, with dynamic batch, height and width.
+Height and width must be multiples of ``size_multiple``. The metadata properties below describe it;
+the stylizer reads them rather than assuming.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ FINAL_LOSSES = "final_losses"  # JSON
 TRAINER_VERSION = "trainer_version"
 DATE = "date"  # ISO 8601, UTC
 
-DEFAULTS = {INPUT_RANGE: "0,1", LAYOUT: "NCHW", CHANNELS: "RGB", SIZE_MULTIPLE: "4", TIER: "full", BORDER: "0", OUTPUT_PHASES: "1"}
+DEFAULTS = {INPUT_RANGE: "0,1", LAYOUT: "NCHW", CHANNELS: "RGB", SIZE_MULTIPLE: "4", TIER: "full", BORDER: "0",
+            OUTPUT_PHASES: "1"}
 
 
 def phases_to_image(y: np.ndarray, phases: int) -> np.ndarray:

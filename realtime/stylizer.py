@@ -450,10 +450,7 @@ class Stylizer:
         same size. (One call at a time uses all the cores a lane has; ``submit`` overlaps batches.)"""
         if not images:
             return []
-        x = self._prepare(images)
-        job = PendingFrames(self, len(images), images[0].shape[0], images[0].shape[1], x)
-        job._complete([self.run_tensor(x)], None, "")
-        return job.result()
+        return self._submit(images, wait=True).result()
 
     def submit(self, images: Sequence[np.ndarray]) -> PendingFrames:
         """Start stylizing a batch and return at once where the runtime can run it beside others: on the
@@ -470,9 +467,14 @@ class Stylizer:
         """
         if not images:
             raise ValueError("submit needs at least one frame")
+        return self._submit(images, wait=self.lanes == 1)
+
+    def _submit(self, images: Sequence[np.ndarray], wait: bool) -> PendingFrames:
+        """Preprocess and run ``images``: at once on lane 0 (``wait``), or started on the next lane."""
         x = self._prepare(images)
-        job = PendingFrames(self, len(images), images[0].shape[0], images[0].shape[1], x)
-        if self.lanes == 1:
+        count, height, width = len(images), images[0].shape[0], images[0].shape[1]
+        if wait:
+            job = PendingFrames(self, count, height, width, x)
             job._complete([self.run_tensor(x)], None, "")
             return job
         lane = self._next_lane
@@ -480,7 +482,8 @@ class Stylizer:
         previous = self._lane_jobs[lane]
         if previous is not None:
             previous.wait()  # round robin: this lane's batch is the oldest in flight
-        self._lane_jobs[lane] = job
+        # made after the wait, so its time in the lane does not include the previous batch's
+        job = self._lane_jobs[lane] = PendingFrames(self, count, height, width, x)
         return self._start(lane, x, job)
 
     def _start(self, lane: int, x: np.ndarray, job: PendingFrames) -> PendingFrames:
