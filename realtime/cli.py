@@ -43,7 +43,8 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", nargs="?", type=Path, help="input video file")
     p.add_argument("output", nargs="?", type=Path, help="output video file (.mp4, .mov, .mkv, .m4v, .avi)")
-    p.add_argument("--style", "-s", help="style name or path to an .onnx model (default: the zoo's default)")
+    p.add_argument("--style", "-s", help="style name, a blend of styles of one model (a:0.7,b:0.3), or an .onnx "
+                                         "model (FILE.onnx@name picks a style inside it); default: the zoo's default")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -71,10 +72,19 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_styles() -> int:
-    """Print the installed styles, one a line (name, "(default)", tiers, path), for --list-styles."""
-    from .models import default_style, list_styles, tiers_of
+def print_styles(spec: str | None = None) -> int:
+    """Print the installed styles, one a line (name, "(default)", tiers, path; ``path@name`` for a style
+    inside a multi-style model), for --list-styles; with ``spec`` a model file, the styles it holds."""
+    from .models import default_style, list_styles, resolve_style, tiers_of
 
+    if spec:
+        style = resolve_style(spec)
+        if style.origin == "file":
+            from .stylizer import Stylizer
+
+            for name in Stylizer(style.path, device="cpu", lanes=1).info.style_names:
+                print(f"{name}\t{style.path}@{name}")
+            return 0
     styles = list_styles()
     try:
         default = default_style().name
@@ -85,7 +95,7 @@ def print_styles() -> int:
         return 0
     for s in styles:
         mark = " (default)" if s.name == default else ""
-        print(f"{s.name}{mark}\t{'+'.join(tiers_of(s.name))}\t{s.path}")
+        print(f"{s.name}{mark}\t{'+'.join(tiers_of(s.name))}\t{s.path}" + (f"@{s.mix}" if s.mix else ""))
     return 0
 
 
@@ -104,7 +114,7 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
     parser = build_restyle_parser()
     args = parser.parse_args(argv)
     if args.list_styles:
-        return print_styles()
+        return print_styles(args.style)
     if args.input is None or args.output is None:
         parser.error("the input and output files are required")
     opts = RestyleOptions(

@@ -248,7 +248,8 @@ def restyle_file(
 
     if stylizer is None:
         style = resolve_style_for_device(opts.style, opts.tier, opts.device)
-        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes)  # type: ignore[arg-type]
+        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes,  # type: ignore[arg-type]
+                            style=style.mix or None)
     if info is not None:
         info(f"{stylizer.describe()}")
     smoother = _make_smoother(opts.smooth, opts.smooth_strength)

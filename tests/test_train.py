@@ -137,7 +137,7 @@ def test_export_roundtrip_and_metadata(tmp_path):
         x = np.random.default_rng(1).random((2, 3, h, w), dtype=np.float32)
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).clamp(0, 1).numpy()
-        got = sess.run(None, {"input": x})[0]
+        got = sess.run(None, {"input": x, "style": np.ones(1, np.float32)})[0]  # a single style: N = 1
         assert got.shape == (2, 3, h, w)
         assert np.abs(got - ref).max() <= VERIFY_BOUND
     assert not list(tmp_path.glob("*.tmp"))

@@ -3,6 +3,8 @@
     restyle-train --style-image starry_night.jpg --data photos/ --val val/ --iterations 2000
     restyle-train --config conf/starry_night.json --data photos/
     restyle-train --resume runs/starry_night/checkpoint.pt --iterations 4000
+    restyle-train --styles a.jpg b.jpg c.jpg --name mine --data photos/    (one network, three styles)
+    restyle-train --add-style new.jpg --to mine.onnx --data photos/       (learns new.jpg's norms only)
     torchrun --nproc_per_node 4 -m realtime.train.cli --config ...   (DistributedDataParallel)
 """
 
@@ -12,7 +14,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from realtime.errors import RealtimeError
+from realtime.errors import DataError, RealtimeError
 
 from .config import TrainConfig
 
@@ -31,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of settings (e.g. conf/<style>.json); options below override it")
     p.add_argument("--style-image", help="the painting")
+    p.add_argument("--styles", nargs="+", metavar="PAINTING",
+                   help="several paintings: one network holds them all (conditional instance norm)")
+    p.add_argument("--add-style", metavar="PAINTING",
+                   help="learn this painting as one more style of --to MODEL.onnx; the shared weights and the "
+                        "model's other styles stay exactly as they are")
+    p.add_argument("--to", metavar="MODEL.onnx", help="the model --add-style adds to (a new file is written)")
     p.add_argument("--data", help="folder of training photos (searched recursively)")
     p.add_argument("--val", help="folder of photos for previews, the contact sheet and the evaluation")
     p.add_argument("--name", help="style name (default: the style image's file name)")
@@ -68,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    if bool(args.add_style) != bool(args.to):
+        raise DataError("--add-style PAINTING and --to MODEL.onnx go together")
+    if args.add_style:
+        if args.style_image or args.styles:
+            raise DataError("--add-style takes its painting itself; drop --style-image/--styles")
+        config.style_image, config.add_to = args.add_style, args.to
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
         if value is not None:
