@@ -88,6 +88,10 @@ def _parse_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _read_onnx_header(path: Path) -> None:
     """Refuse obviously wrong files with a clear message before ONNX Runtime produces a long one."""
     if not path.is_file():
@@ -102,17 +106,60 @@ def _read_onnx_header(path: Path) -> None:
 
 @functools.lru_cache(maxsize=1)
 def cuda_usable(probe_model: str) -> bool:
-    """Whether ONNX Runtime's CUDA provider really loads here: onnxruntime-gpu lists it even on a
-    machine without a GPU, so a session is built on ``probe_model`` (a small model) to find out.
-    Checked once per process."""
+    """Whether ONNX Runtime's CUDA provider really runs here: onnxruntime-gpu lists it even on a machine
+    without a GPU, and cuDNN loads (and a GPU too old for the build fails) only at the first run, so a
+    session is built on ``probe_model`` (a small model) and runs one tiny frame. Checked once per process."""
     import onnxruntime as ort
 
     if _CUDA not in ort.get_available_providers():
         return False
     try:
-        return Stylizer(probe_model, device="auto", lanes=1).device == "cuda"
+        stylizer = Stylizer(probe_model, device="auto", lanes=1)
+        if stylizer.device != "cuda":
+            return False
+        stylizer.stylize([np.zeros((16, 16, 3), np.uint8)])
+        return True
     except RealtimeError:
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_library_problem() -> str | None:
+    """Why ONNX Runtime's CUDA provider library cannot load here (its loader's message, which names the
+    missing library, e.g. ``libcublasLt.so.13: cannot open shared object file``), or None when it loads.
+    CUDA libraries installed from PyPI (the ``[gpu]`` extra) are found through ``onnxruntime.preload_dlls``.
+    ONNX Runtime itself only logs this and runs on the CPU instead."""
+    import ctypes
+    import contextlib
+    import io
+
+    import onnxruntime as ort
+
+    capi = Path(ort.__file__).parent / "capi"
+    provider = next(iter(sorted(capi.glob("libonnxruntime_providers_cuda.so*")) + sorted(capi.glob("onnxruntime_providers_cuda.dll"))), None)
+    if provider is None:
+        return "this onnxruntime build has no CUDA provider library"
+
+    def load() -> str | None:
+        try:
+            shared = next(iter(sorted(capi.glob("libonnxruntime_providers_shared.so*"))), None)
+            if shared is not None:
+                ctypes.CDLL(str(shared), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+            ctypes.CDLL(str(provider))
+            return None
+        except OSError as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    problem = load()
+    if problem is not None and hasattr(ort, "preload_dlls"):
+        # it prints what it cannot find to stdout, which is for --json: keep it quiet
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                ort.preload_dlls()
+            except Exception:  # noqa: BLE001 - a failed preload leaves the problem as found
+                pass
+        problem = load()
+    return problem
 
 
 def default_lanes(cores: int) -> int:
@@ -216,6 +263,14 @@ class Stylizer:
                 "--device cuda: this ONNX Runtime build has no CUDA provider "
                 f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
             )
+        self.fallback: str | None = None  # why "auto" runs on the CPU although it asked for CUDA
+        problem = cuda_library_problem() if want_cuda else None
+        if problem is not None:
+            if device == "cuda":
+                raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider cannot load ({problem}); install the "
+                                  "[gpu] extra (see the README) or use --device cpu")
+            want_cuda = False
+            self.fallback = f"CUDA is not usable ({problem})"
         providers: list[object] = [_CPU]
         if want_cuda:
             providers = [(_CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), _CPU]
@@ -228,9 +283,23 @@ class Stylizer:
                 ort.set_default_logger_severity(4)
             first_threads = cores if want_cuda or cpu_lanes == 1 else lane_threads(cores, cpu_lanes)
             opts = self._session_options(first_threads)
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+            try:
+                # no silent retry: ONNX Runtime's own fallback prints an "EP Error" banner to stdout
+                self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers,
+                                                    enable_fallback=0)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own types; the CPU retry tells model from provider
+                if not want_cuda:
+                    raise
+                text = _first_line(exc)
+                self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=[_CPU])
+                if device == "cuda":
+                    raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider failed to start ({text[:300]}); "
+                                      "use --device cpu") from None
+                self.fallback = f"the CUDA provider failed to start ({text[:300]})"
+        except DeviceError:
+            raise
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...)
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = _first_line(exc)
             if "protobuf" in text.lower() or "INVALID_PROTOBUF" in text or "Load model" in text:
                 raise ModelError(f"{self.path} is not a valid ONNX model ({text[:200]})") from exc
             raise ModelError(f"cannot load model {self.path}: {text[:300]}") from exc
@@ -246,9 +315,8 @@ class Stylizer:
             )
         self.device: str = "cuda" if self.provider == _CUDA else "cpu"
         # "auto" asked for CUDA and ORT fell back silently: say so, users expect the GPU otherwise
-        self.fallback: str | None = (
-            "the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)" if want_cuda and self.device == "cpu" else None
-        )
+        if want_cuda and self.device == "cpu" and self.fallback is None:
+            self.fallback = "the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)"
         self.info: ModelInfo = self._read_metadata()
         self.style_vector: np.ndarray = np.zeros(len(self.info.style_names), np.float32)
         self.style_vector[0] = 1.0
@@ -472,7 +540,10 @@ class Stylizer:
             for name, value in feeds.items():
                 io.bind_cpu_input(name, value)
             io.bind_output(modelmeta.OUTPUT_NAME, "cuda")
-            self.session.run_with_iobinding(io)
+            try:
+                self.session.run_with_iobinding(io)
+            except Exception as exc:  # noqa: BLE001 - out of memory, cuDNN status, ...: one line for the user
+                raise ModelError(f"{self.path.name}: inference failed on CUDA: {_first_line(exc)[:300]}") from None
             return io.copy_outputs_to_cpu()[0]
         return self.session.run([modelmeta.OUTPUT_NAME], feeds)[0]
 

@@ -213,7 +213,7 @@ def test_joint_training_draws_a_style_per_crop_and_exports_every_style(train_dat
     config = _tiny_config(train_data, tmp_path, name="duo", styles=[str(p) for p in train_data["styles"][:2]])
     trainer = Trainer(config, vgg=vgg, progress=lambda s: None)
     assert trainer.style_names == ["paint0", "paint1"]
-    style, grams = trainer._style_batch(3)
+    style, grams, _ = trainer._style_batch(3)
     assert style.shape == (3, 2) and torch.equal(style.sum(1), torch.ones(3))
     for i in range(3):  # each crop's Gram target is its own style's
         k = int(style[i].argmax())
@@ -320,3 +320,26 @@ def test_live_switch_inside_a_model_makes_no_new_session_and_m_morphs(multi, tmp
     assert any(np.array_equal(v, [0, 1, 0]) for v in vectors)
     between = [v for v in vectors if 0 < v[2] < 1]
     assert between and all(abs(v[1] + v[2] - 1) < 1e-6 for v in between)
+
+
+def test_multi_style_distillation_takes_each_style_from_the_teacher(multi, train_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """The fast tier is distilled from the full multi-style model with the same style vector: each crop's
+    target is the teacher's output in the crop's style."""
+    from realtime.stylizer import Stylizer
+    from realtime.train.trainer import Trainer
+    from realtime.train.vgg import load_vgg
+
+    paintings = []
+    for name, src in zip(("sea", "ink"), train_data["styles"]):
+        paintings.append(tmp_path / f"{name}.png")
+        paintings[-1].write_bytes(src.read_bytes())
+    config = _tiny_config(train_data, tmp_path, name="student", styles=[str(p) for p in paintings], teacher=str(multi[0]),
+                          distill_weight=1.0, content_weight=0.0, style_weight=0.0, tv_weight=0.0, iterations=2)
+    trainer = Trainer(config, vgg=load_vgg(random_init=True), progress=lambda s: None)
+    teacher = Stylizer(multi[0], device="cpu", lanes=1)
+    photo = np.asarray(trainer.data.images[0])
+    for k, name in enumerate(("sea", "ink")):
+        teacher.set_style(name)
+        assert np.array_equal(np.asarray(trainer.data.targets[k][0]), teacher.stylize([photo])[0])
+    assert not np.array_equal(np.asarray(trainer.data.targets[0][0]), np.asarray(trainer.data.targets[1][0]))
+    assert trainer.run().iterations == 2

@@ -81,7 +81,9 @@ def main() -> int:
         for i, overrides in enumerate(stages):
             settings.update(overrides)
             cfg = TrainConfig.from_dict(dict(settings))
-            cfg.style_image = str(Path(a.styles) / cfg.style_image)
+            # a multi-style config lists its paintings in "styles" (one network, conditional norms)
+            cfg.style_image = str(Path(a.styles) / cfg.style_image) if cfg.style_image else ""
+            cfg.styles = [str(Path(a.styles) / s) for s in cfg.styles]
             cfg.data, cfg.val = a.data, a.val
             cfg.out = a.out if len(stages) == 1 else str(Path(a.out) / f"stage{i + 1}")
             if cfg.teacher and not Path(cfg.teacher).is_absolute():
@@ -115,10 +117,12 @@ def main() -> int:
             if record["files"][key]:
                 shutil.copy2(result.run_dir / record["files"][key], trained / record["files"][key])
         (trained / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-        ev = record["evaluation_val_512px"]
-        print(f"== {name}: done in {record.get('wall_time_s_all_stages', record['wall_time_s']) / 60:.1f} min; "
-              f"val style {ev['model']['style_distance']:.4g} (input {ev['input']['style_distance']:.4g}), "
-              f"content {ev['model']['content_distance']:.4g}", flush=True)
+        minutes = record.get('wall_time_s_all_stages', record['wall_time_s']) / 60
+        for entry in record["styles"]:
+            ev = entry.get("evaluation_val_512px") or {}
+            if ev:
+                print(f"== {name}/{entry['name']}: done in {minutes:.1f} min; val style {ev['model']['style_distance']:.4g} "
+                      f"(input {ev['input']['style_distance']:.4g}), content {ev['model']['content_distance']:.4g}", flush=True)
     if a.default:
         zoo = Path(a.trained if a.tier == "full" else ROOT / "trained") / "zoo.json"
         data = json.loads(zoo.read_text()) if zoo.is_file() else {}

@@ -132,17 +132,26 @@ class Trainer:
 
         torch.manual_seed(config.seed + self.rank)
         self.rng = random.Random(config.seed + self.rank)
-        teacher = None
+        teachers = None
         if config.distill_weight > 0:
             from realtime.stylizer import Stylizer
 
             teacher_model = Stylizer(config.teacher, device="cuda" if self.device.type == "cuda" else "cpu")
-            teacher = lambda image: teacher_model.stylize([image])[0]  # noqa: E731
+            names = config.style_names()
+            if len(names) > 1:
+                # a multi-style student learns each style from the teacher's same style (by name)
+                missing = [n for n in names if n not in teacher_model.info.style_names]
+                if missing:
+                    raise DataError(f"the teacher {Path(config.teacher).name} has no style {missing[0]!r}")
+                teachers = [_teacher_in_style(teacher_model, n) for n in names]
+            else:
+                teachers = [lambda image: teacher_model.stylize([image])[0]]
             self.progress(f"[{config.name}] computing the teacher's targets ({Path(config.teacher).name}) on the training photos")
         # With a teacher the photos are cached at the largest crop scale, so the targets are the
         # teacher's output at the resolution the crops come from.
-        cache = int(config.crop * config.scale_max) if teacher else 512
-        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache, teacher=teacher)
+        cache = int(config.crop * config.scale_max) if teachers else 512
+        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache,
+                                teachers=teachers)
         self.vgg = (vgg or load_vgg(config.vgg_weights or None)).to(self.device)
         # One Gram target per style this run learns (one, or several for a multi-style network).
         self.style_sha256s = [file_sha256(p) for p in config.style_paths()]
@@ -252,17 +261,18 @@ class Trainer:
             for table, kept in getattr(self, "_kept_rows", []):
                 table[:-1].copy_(kept.to(table.device))
 
-    def _style_batch(self, size: int) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
-        """A style per crop: the one-hot vectors (None for a single-style network) and Gram targets."""
+    def _style_batch(self, size: int) -> tuple[torch.Tensor | None, dict[str, torch.Tensor], list[int] | None]:
+        """A style per crop: the one-hot vectors (None for a single-style network), the Gram targets and
+        the picks (index among this run's styles)."""
         learnt = len(self.style_grams_all)
         total = len(self.style_names)
         if total == 1:
-            return None, self.style_grams
+            return None, self.style_grams, None
         picks = [self.rng.randrange(learnt) for _ in range(size)]
         onehot = torch.zeros(size, total, device=self.device)
         onehot[torch.arange(size), torch.tensor(picks) + self.first_style] = 1.0
         targets = {k: torch.cat([self.style_grams_all[i][k] for i in picks]) for k in self.style_grams}
-        return onehot, targets
+        return onehot, targets, picks
 
     def _load_val(self) -> list[tuple[str, torch.Tensor]]:
         if not self.config.val or not Path(self.config.val).is_dir():
@@ -277,9 +287,9 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         c = self.config
-        xt = self.data.batch(self.rng, c.batch).to(self.device)
+        style, grams, picks = self._style_batch(c.batch)
+        xt = self.data.batch(self.rng, c.batch, picks).to(self.device)
         x, target = xt[:, :3], xt[:, 3:]
-        style, grams = self._style_batch(x.shape[0])
         zero = torch.zeros((), device=self.device)
         with _autocast(self.precision, self.device):
             y = self.net(x, style)
@@ -417,6 +427,13 @@ class Trainer:
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _teacher_in_style(teacher, name: str):  # noqa: ANN001, ANN202
+    def run(image: np.ndarray) -> np.ndarray:
+        teacher.set_style(name)
+        return teacher.stylize([image])[0]
+    return run
 
 
 def _zero_all_but_last_row(grad: torch.Tensor) -> torch.Tensor:
