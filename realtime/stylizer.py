@@ -267,8 +267,11 @@ class Stylizer:
         problem = cuda_library_problem() if want_cuda else None
         if problem is not None:
             if device == "cuda":
-                raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider cannot load ({problem}); install the "
-                                  "[gpu] extra (see the README) or use --device cpu")
+                # libcuda comes with the NVIDIA driver, which no pip package provides
+                advice = ("no NVIDIA driver (R580 or newer) is installed" if "libcuda.so" in problem or "nvcuda" in problem
+                          else "install the [gpu] extra (see the README)")
+                raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider cannot load ({problem}); {advice}, "
+                                  "or use --device cpu")
             want_cuda = False
             self.fallback = f"CUDA is not usable ({problem})"
         providers: list[object] = [_CPU]

@@ -210,7 +210,8 @@ def test_joint_training_draws_a_style_per_crop_and_exports_every_style(train_dat
     from realtime.train.vgg import load_vgg
 
     vgg = load_vgg(random_init=True)
-    config = _tiny_config(train_data, tmp_path, name="duo", styles=[str(p) for p in train_data["styles"][:2]])
+    config = _tiny_config(train_data, tmp_path, name="duo", styles=[str(p) for p in train_data["styles"][:2]],
+                          val=str(train_data["photos"]), preview_every=2)
     trainer = Trainer(config, vgg=vgg, progress=lambda s: None)
     assert trainer.style_names == ["paint0", "paint1"]
     style, grams, _ = trainer._style_batch(3)
@@ -221,6 +222,9 @@ def test_joint_training_draws_a_style_per_crop_and_exports_every_style(train_dat
     result = trainer.run()
     record = finish_run(trainer, result, log=lambda s: None)
     assert [r["name"] for r in record["styles"]] == ["paint0", "paint1"]
+    # previews and the contact sheet show the styles; each style has its own evaluation
+    assert list((tmp_path / "duo" / "previews").glob("*.png")) and (tmp_path / "duo" / "duo_sheet.png").is_file()
+    assert all(r["evaluation_val_512px"]["model"]["photos"] == 3 for r in record["styles"])
     path = tmp_path / "duo" / "duo.onnx"
     net, meta = load_network(path)
     assert json.loads(meta[mm.STYLE_NAMES]) == ["paint0", "paint1"]

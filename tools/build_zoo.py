@@ -88,6 +88,8 @@ def main() -> int:
             cfg.out = a.out if len(stages) == 1 else str(Path(a.out) / f"stage{i + 1}")
             if cfg.teacher and not Path(cfg.teacher).is_absolute():
                 cfg.teacher = str(ROOT / cfg.teacher)
+            if cfg.init and not Path(cfg.init).is_absolute():
+                cfg.init = str(ROOT / cfg.init)
             if previous is not None:
                 cfg.init = str(previous)
             if a.iterations:

@@ -19,6 +19,7 @@ from realtime.errors import DataError, RealtimeError
 from .config import TrainConfig
 
 PROG = "restyle-train"
+ADD_STYLE_ITERATIONS = 1000
 
 
 def _layer_weights(text: str) -> dict[str, float]:
@@ -82,6 +83,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if args.style_image or args.styles:
             raise DataError("--add-style takes its painting itself; drop --style-image/--styles")
         config.style_image, config.add_to = args.add_style, args.to
+        if args.iterations is None and not args.config:
+            # only the new style's norm rows learn: fewer steps than a whole network, within ~20 minutes
+            # on a 2-core CPU (README, Multi-style models)
+            config.iterations = ADD_STYLE_ITERATIONS
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
         if value is not None:

@@ -15,7 +15,7 @@ from realtime.sheet import contact_sheet, save_png
 from . import TRAINER_VERSION
 from .evaluate import evaluate_folder
 from .export import build_metadata, export_onnx
-from .model import forward_with_border, styled
+from .model import forward_with_border
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .trainer import Trainer, TrainResult, git_commit, hardware
 
@@ -36,8 +36,8 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     def stylizer(index: int):  # noqa: ANN202
         def stylize(x: torch.Tensor) -> torch.Tensor:
             # As the runtime stylizer runs it: with the mirrored margin the model asks for (modelmeta.BORDER)
-            with torch.no_grad(), styled(model, vectors[index]):
-                return forward_with_border(model, x, border).clamp(0, 1)
+            with torch.no_grad():
+                return forward_with_border(model, x, border, vectors[index]).clamp(0, 1)
         return stylize
 
     learnt = range(trainer.first_style, len(names))

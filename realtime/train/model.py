@@ -394,11 +394,11 @@ def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
     return total / (size * size)
 
 
-def forward_with_border(net: nn.Module, x: torch.Tensor, border: int) -> torch.Tensor:
-    """``net(x)`` as the runtime stylizer runs it: ``x`` mirrored by ``border`` pixels on every side
+def forward_with_border(net: nn.Module, x: torch.Tensor, border: int, style: torch.Tensor | None = None) -> torch.Tensor:
+    """``net(x, style)`` as the runtime stylizer runs it: ``x`` mirrored by ``border`` pixels on every side
     (edge copies when the picture is too small to mirror), the output cropped back to ``x``'s size."""
     if border <= 0:
-        return net(x)
+        return net(x, style)
     h, w = x.shape[-2:]
-    y = net(F.pad(x, (border,) * 4, mode="reflect" if border < min(h, w) else "replicate"))
+    y = net(F.pad(x, (border,) * 4, mode="reflect" if border < min(h, w) else "replicate"), style)
     return y[..., border:border + h, border:border + w]

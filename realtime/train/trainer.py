@@ -338,15 +338,12 @@ class Trainer:
     @torch.no_grad()
     def stylize(self, x: torch.Tensor, style: int | None = None) -> torch.Tensor:
         """``x`` in style ``style`` (default: this run's first), as the runtime will show it."""
-        from .model import styled
-
         self.model.eval()
         try:
             index = self.first_style if style is None else style
             vector = torch.eye(len(self.style_names), device=self.device)[index] if len(self.style_names) > 1 else None
             border = self.model.runtime_border
-            with styled(self.model, vector):
-                return forward_with_border(self.model, x.to(self.device), border).float().clamp(0, 1).cpu()
+            return forward_with_border(self.model, x.to(self.device), border, vector).float().clamp(0, 1).cpu()
         finally:
             self.model.train()
 
