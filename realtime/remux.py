@@ -101,7 +101,7 @@ def _describe(stream) -> str:  # noqa: ANN001
         parts.append(getattr(stream, "name", None) or stream.metadata.get("filename", "unnamed"))
     else:
         cc = stream.codec_context
-        name = cc.codec.name if cc is not None else stream.metadata.get("codec", "")
+        name = cc.codec.name if cc is not None else getattr(stream, "name", None)  # data streams have no codec context
         if name:
             parts.append(name)
     lang = stream.metadata.get("language")

@@ -168,12 +168,14 @@ def test_avi_output_has_no_b_frames(run_cli, tmp_path: Path) -> None:
     code, _, err = run_cli(src, out, "--quiet")  # the default encoder, x264, would use B-frames
     assert code == 0, err
     assert warnings_in(err) == []  # a constant-rate input needs nothing repeated or dropped
+    from av.video.frame import PictureType
+
     with av.open(str(out)) as c:
-        kinds = {f.pict_type.name if hasattr(f.pict_type, "name") else str(f.pict_type) for f in c.decode(video=0)}
-        c.seek(0)
+        kinds = {PictureType(f.pict_type).name for f in c.decode(video=0)}
+    with av.open(str(out)) as c:
         packets = [p for p in c.demux(video=0) if p.size]
     assert len(packets) == 30  # one index entry per frame
-    assert not any("B" == k for k in kinds), kinds
+    assert kinds <= {"I", "P"}, kinds
 
 
 # ---------------------------------------------------------------- files that end early
