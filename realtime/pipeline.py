@@ -396,7 +396,6 @@ def _check_complete(source: FileSource, audio: list[AudioReport], warn: WarnFn) 
         warn(f"{source.path.name} ends before its header says: {', '.join(short)} (file truncated?)")
 
 
-
 def _output_sar(sar: Fraction | None, rotation: int) -> Fraction | None:
     """Non-square pixels keep their shape; a quarter turn swaps which side is stretched."""
     if not sar or sar <= 0 or sar == 1:
