@@ -194,7 +194,11 @@ class StreamCopier:
                 self._drop(s, f"{_CONTAINER_NAMES.get(self.fmt, self.fmt)} cannot hold these subtitles (an .mkv output can)")
                 return
             cc = s.codec_context
-            cc.open()  # a text decoder opens with the ASS header it will produce
+            try:
+                cc.open()  # a text decoder opens with the ASS header it will produce
+            except self._av.error.FFmpegError as exc:
+                self._drop(s, f"its subtitles cannot be read ({_short(exc)})")
+                return
             o = out.add_stream(target)
             o.codec_context.subtitle_header = cc.subtitle_header
             o.codec_context.time_base = Fraction(1, 1000)
@@ -312,11 +316,11 @@ class StreamCopier:
         """One text subtitle into the output's text format, at the input packet's time."""
         try:
             subs = track.source.codec_context.decode2(pkt)
+            if subs is None or not len(subs.rects):
+                return  # an empty packet (mov_text ends a line with one)
+            new = track.target.codec_context.encode_subtitle(subs)
         except self._av.error.FFmpegError:
-            return  # a damaged subtitle line is not worth a warning of its own
-        if subs is None or not len(subs.rects):
-            return  # an empty packet (mov_text ends a line with one)
-        new = track.target.codec_context.encode_subtitle(subs)
+            return  # a damaged subtitle line is left out; the video and the other lines are not worth failing
         new.time_base = pkt.time_base
         new.pts = new.dts = pkt.pts - int(round(self.offset / pkt.time_base))
         new.duration = pkt.duration
