@@ -4,9 +4,10 @@
   carry (shifted by the trimmed start), so variable-frame-rate input keeps its timing.
 - 4:2:0 and 4:2:2 need even sizes: an odd side is padded by one replicated row/column (with a warning;
   ``pix_fmt="yuv444p"`` keeps odd sizes exact).
-- Every audio stream of ``audio_from`` is kept: remuxed when the output container takes its codec,
-  otherwise re-encoded to AAC. Audio packets are interleaved with video as it is written, so memory
-  stays bounded however long the file is.
+- The other streams of ``audio_from`` are carried over by ``remux.StreamCopier``: every audio stream
+  (remuxed when the output container takes its codec, otherwise re-encoded to AAC), subtitles and
+  attachments where the container holds them, and a warning for each stream left out. Their packets
+  are interleaved with video as it is written, so memory stays bounded however long the file is.
 - The file is written under a temporary name in the output folder and renamed into place only after
   the trailer is written; on error or Ctrl+C (``__exit__`` with an exception, or ``abort()``) the
   temporary file is deleted and nothing appears under the output name.
@@ -28,16 +29,13 @@ from .outputs import partial_file, publish
 from .workers import cpu_count, drain_and_join, lower_thread_priority
 from .errors import OutputError, RealtimeError
 from .frames import Frame
+from .remux import AudioReport, StreamCopier
 
 WarnFn = Callable[[str], None]
 
 # Output containers we write, by file suffix. Explicit rather than guessed, so an unknown suffix is a
 # clear error before any work instead of an FFmpeg failure after the first frame.
 CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
-
-# Codecs a container lists as supported but that its muxer refuses: vorbis/truehd need "-strict
-# experimental" in MP4/MOV, and raw PCM in MP4 fails when the trailer is written (found by testing).
-_NO_COPY = {"mp4": ("vorbis", "truehd", "pcm_"), "mov": ("vorbis", "truehd")}
 
 
 def container_format(path: str | os.PathLike[str]) -> str:
@@ -124,16 +122,6 @@ def beside_cpu_network(settings: EncoderSettings, cores: int) -> EncoderSettings
     return replace(settings, threads=max(1, cores // 4))
 
 
-@dataclass
-class AudioReport:
-    """What happened to one input audio stream."""
-
-    input_index: int
-    codec: str
-    mode: str  # "copy" or "aac"
-    packets: int = 0
-
-
 class _End:
     pass
 
@@ -141,6 +129,44 @@ class _End:
 def _short(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
+
+
+class ConstantRate:
+    """Puts frames on the ticks of a constant frame rate, for containers that store no timestamps (AVI):
+    a frame goes to the tick nearest its time; of frames that share a tick, the nearest is kept; a tick
+    no frame falls on repeats the frame before it, as a player would still show that one. Frames are
+    held one step (``place`` returns what is decided), so that a tick can pick the nearer of two."""
+
+    def __init__(self, rate: Fraction) -> None:
+        self.rate = Fraction(rate)
+        self.repeated = 0
+        self.dropped = 0
+        self._held: tuple[object, int, float] | None = None  # (frame, tick, distance from the tick)
+
+    def place(self, frame: object, t: float | None) -> list[tuple[object, int]]:
+        """Add a frame shown from ``t`` seconds (None: one tick after the previous one); returns the
+        (frame, tick) pairs now decided, in tick order."""
+        held = self._held
+        if t is None:
+            x = float(held[1] + 1) if held is not None else 0.0
+        else:
+            x = max(0.0, t * float(self.rate))
+        tick, distance = int(round(x)), abs(x - round(x))
+        if held is not None and tick <= held[1]:
+            self.dropped += 1
+            if tick == held[1] and distance < held[2]:
+                self._held = (frame, tick, distance)
+            return []
+        out: list[tuple[object, int]] = []
+        if held is not None:
+            out = [(held[0], k) for k in range(held[1], tick)]
+            self.repeated += len(out) - 1
+        self._held = (frame, tick, distance)
+        return out
+
+    def flush(self) -> list[tuple[object, int]]:
+        held, self._held = self._held, None
+        return [] if held is None else [(held[0], held[1])]
 
 
 def _opens_with(settings: "EncoderSettings", width: int, height: int, time_base: Fraction, rate: Fraction) -> bool:
@@ -160,187 +186,14 @@ def _opens_with(settings: "EncoderSettings", width: int, height: int, time_base:
         return False
 
 
-def _aac_layout(layout) -> str:  # noqa: ANN001
-    """A channel layout the AAC encoder takes: the input's, or the default order for its channel count
-    when the input's order is unspecified ("2 channels" from Matroska PCM), stereo when unusual."""
-    n = layout.nb_channels if layout is not None else 2
-    if not 1 <= n <= 8:
-        return "stereo"
-    name = layout.name
-    if "channels" in name:
-        name = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}[n]
-    return name
-
-
-def _header_accepts(fmt: str, stream) -> bool:  # noqa: ANN001
-    """Whether the muxer really takes this stream as-is. ``supported_codecs`` only says a codec tag
-    exists (mp4 lists pcm_s16le but refuses it), so write a header into memory and see."""
-    import io
-
-    import av
-
-    try:
-        with av.open(io.BytesIO(), mode="w", format=fmt) as probe:
-            probe.add_stream_from_template(stream)
-            probe.start_encoding()
-        return True
-    except Exception:  # noqa: BLE001 - any refusal means "re-encode"
-        return False
-
-
-class _AudioCopier:
-    """Reads the audio streams of the input a second time (own demuxer) and writes them into the output,
-    trimmed to [start, end) and shifted by ``offset`` seconds, interleaved as video progresses."""
-
-    def __init__(self, src: Path, out, fmt: str, start: float, end: float | None, offset: float, warn: WarnFn | None) -> None:  # noqa: ANN001
-        import av
-
-        self._av = av
-        self.inp = av.open(str(src), mode="r")
-        self.start, self.end, self.offset = start, end, offset
-        self._warn = warn
-        self.tracks: dict[int, tuple[object, object, AudioReport]] = {}
-        supported = out.supported_codecs
-        in_streams = list(self.inp.streams.audio)
-        for s in in_streams:
-            name = s.codec_context.name
-            copy = name in supported and not name.startswith(_NO_COPY.get(fmt, ())) and _header_accepts(fmt, s)
-            if copy:
-                o = out.add_stream_from_template(s)
-                mode = "copy"
-            else:
-                cc = s.codec_context
-                o = out.add_stream("aac", rate=cc.sample_rate or 48000)
-                o.layout = _aac_layout(cc.layout)
-                mode = "aac"
-            lang = s.metadata.get("language")
-            if lang:
-                o.metadata["language"] = lang
-            self.tracks[s.index] = (s, o, AudioReport(s.index, name, mode))
-        if start > 0 and in_streams:
-            try:
-                self.inp.seek(int(start * 1_000_000), backward=True, any_frame=False)
-            except av.error.FFmpegError:
-                pass  # unseekable: read from the top and drop what lies before start
-        self._packets = self.inp.demux(in_streams) if in_streams else iter(())
-        self._pending = None
-        self._done = not in_streams
-        self._last_dts: dict[int, int] = {}
-        self.errors = 0
-
-    @property
-    def reports(self) -> list[AudioReport]:
-        return [t[2] for t in self.tracks.values()]
-
-    def pump(self, out, until: float | None) -> None:  # noqa: ANN001
-        """Write audio up to output time ``until`` seconds (everything when None)."""
-        av = self._av
-        while not self._done:
-            pkt = self._pending
-            self._pending = None
-            if pkt is None:
-                try:
-                    pkt = next(self._packets)
-                except StopIteration:
-                    self._done = True
-                    break
-                except av.error.FFmpegError as exc:
-                    self._done = True
-                    if self._warn:
-                        self._warn(f"audio: stopped reading at a damaged part: {_short(exc)}")
-                    break
-            if pkt.size == 0 or pkt.pts is None or pkt.time_base is None:
-                continue  # demuxer flush packets; decoders are flushed in finish()
-            t_in = float(pkt.pts * pkt.time_base)
-            if self.end is not None and t_in >= self.end:
-                continue  # past the selected range (other streams may still be behind)
-            if until is not None and t_in - self.offset > until:
-                self._pending = pkt
-                return
-            self._write(out, pkt, t_in)
-
-    def _write(self, out, pkt, t_in: float) -> None:  # noqa: ANN001
-        s, o, rep = self.tracks[pkt.stream.index]
-        if rep.mode == "copy":
-            # keep whole packets that start inside the range (audio packets are ~20 ms)
-            if self.start > 0 and t_in < self.start - 1e-6:
-                return
-            # Decode each copied packet too (audio decodes at hundreds of times real time): a damaged
-            # packet is dropped instead of being carried into an output that then fails to decode.
-            if not self._decodes(s, pkt):
-                return
-            shift = int(round(self.offset / pkt.time_base))
-            pkt.pts -= shift
-            if pkt.dts is not None:
-                pkt.dts -= shift
-                last = self._last_dts.get(s.index)
-                if last is not None and pkt.dts <= last:
-                    self._damaged("audio: dropped a packet with a repeated timestamp")
-                    return  # muxers refuse non-increasing dts; damaged files repeat them
-                self._last_dts[s.index] = pkt.dts
-            pkt.stream = o
-            out.mux(pkt)
-            rep.packets += 1
-            return
-        try:
-            frames = pkt.decode()
-        except self._av.error.FFmpegError as exc:
-            self._damaged(f"audio: skipped undecodable data: {_short(exc)}")
-            return
-        self._encode(out, o, rep, frames)
-
-    def _decodes(self, s, pkt) -> bool:  # noqa: ANN001
-        try:
-            s.codec_context.decode(pkt)
-            return True
-        except self._av.error.FFmpegError as exc:
-            self._damaged(f"audio: dropped an undecodable packet at {float(pkt.pts * pkt.time_base):.2f}s: {_short(exc)}")
-            return False
-
-    def _damaged(self, message: str) -> None:
-        self.errors += 1
-        if self._warn is not None:
-            if self.errors <= 3:
-                self._warn(message)
-            elif self.errors == 4:
-                self._warn("audio: more damaged packets follow; counting them quietly")
-
-    def _encode(self, out, o, rep: AudioReport, frames) -> None:  # noqa: ANN001
-        for af in frames:
-            if af.pts is not None and af.time_base is not None:
-                t = float(af.pts * af.time_base)
-                if t < self.start - 1e-6 or (self.end is not None and t >= self.end):
-                    continue
-                af.pts -= int(round(self.offset / af.time_base))
-            for p in o.encode(af):
-                out.mux(p)
-                rep.packets += 1
-
-    def finish(self, out) -> None:  # noqa: ANN001
-        self.pump(out, None)
-        for s, o, rep in self.tracks.values():
-            if rep.mode != "aac":
-                continue
-            try:
-                self._encode(out, o, rep, s.codec_context.decode(None))
-            except self._av.error.FFmpegError:
-                pass
-            for p in o.encode(None):
-                out.mux(p)
-                rep.packets += 1
-
-    def close(self) -> None:
-        try:
-            self.inp.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-
 class FileSink:
     """Write frames to a video file: ``with FileSink(path, ...) as sink: sink.write(frame)``.
 
     Frames carry their own pts and time base; ``offset`` (seconds) is subtracted from every timestamp
-    (video and audio) so that a trimmed output starts at zero; None means "the first frame's time".
+    (video and the copied streams) so that the output starts at zero; None means "the first frame's
+    time". ``streams_from`` names the input whose other streams are carried over (``remux``), from
+    ``copy_start`` to ``copy_end`` (seconds, that file's timeline); ``video_index`` is the input stream
+    the frames come from, and ``copy_audio=False`` leaves its audio out.
     """
 
     def __init__(
@@ -349,9 +202,11 @@ class FileSink:
         *,
         settings: EncoderSettings = EncoderSettings(),
         rate: Fraction | None = None,
-        audio_from: str | os.PathLike[str] | None = None,
-        audio_start: float = 0.0,
-        audio_end: float | None = None,
+        streams_from: str | os.PathLike[str] | None = None,
+        copy_start: float = 0.0,
+        copy_end: float | None = None,
+        video_index: int | None = None,
+        copy_audio: bool = True,
         offset: float | None = 0.0,
         sample_aspect_ratio: Fraction | None = None,
         overwrite: bool = False,
@@ -365,8 +220,9 @@ class FileSink:
         self.background = background
         self.settings = beside_cpu_network(settings, cpu_count()) if background else settings
         self.rate = rate
-        self.audio_from = Path(audio_from) if audio_from else None
-        self.audio_start, self.audio_end, self.offset = audio_start, audio_end, offset
+        self.streams_from = Path(streams_from) if streams_from else None
+        self.copy_start, self.copy_end, self.offset = copy_start, copy_end, offset
+        self.video_index, self.copy_audio = video_index, copy_audio
         self.sar = sample_aspect_ratio
         self.overwrite = overwrite
         self._warn = warn
@@ -463,7 +319,10 @@ class FileSink:
         fd, self.tmp_path = partial_file(self.path)
         os.close(fd)  # FFmpeg opens it by name
         try:
-            out = av.open(str(self.tmp_path), mode="w", format=self.format)
+            # AVI has no timestamps to shift: FFmpeg's shift of every stream past AAC's negative
+            # priming time would only delay the video by a tick against the audio
+            options = {"avoid_negative_ts": "disabled"} if self.format == "avi" else None
+            out = av.open(str(self.tmp_path), mode="w", format=self.format, container_options=options)
             self._container = out
             rate = self.rate if self.rate and self.rate > 0 else Fraction(25)
             rate = Fraction(rate).limit_denominator(100000)
@@ -477,7 +336,13 @@ class FileSink:
             except (ValueError, av.error.FFmpegError) as exc:
                 raise OutputError(f"unknown pixel format {self.settings.pix_fmt!r}") from exc
             tb = Fraction(frame.time_base or Fraction(1, 90000))
-            if not _opens_with(self.settings, cw, ch, tb, rate):
+            self._ticks: ConstantRate | None = None
+            if self.format == "avi":
+                # AVI stores no timestamps, only one frame per tick of a constant rate, and no reordering
+                tb = 1 / rate
+                vs.codec_context.max_b_frames = 0
+                self._ticks = ConstantRate(rate)
+            elif not _opens_with(self.settings, cw, ch, tb, rate):
                 # e.g. MPEG-4 part 2 takes at most 16-bit time bases (phone video uses 1/90000)
                 tb = Fraction(1, 1000)
                 if self._warn:
@@ -503,8 +368,9 @@ class FileSink:
             self._shift = int(round(self.offset / self._tb))
             self._last_pts: int | None = None
             self._audio = None
-            if self.audio_from is not None:
-                self._audio = _AudioCopier(self.audio_from, out, self.format, self.audio_start, self.audio_end, self.offset, self._warn)
+            if self.streams_from is not None:
+                self._audio = StreamCopier(self.streams_from, out, self.format, self.copy_start, self.copy_end, self.offset,
+                                           self._warn, video_index=self.video_index, audio=self.copy_audio)
                 self.audio = self._audio.reports
         except BaseException:
             self._discard()
@@ -530,6 +396,10 @@ class FileSink:
                 if isinstance(item, _End):
                     break
                 self._encode(out, item)
+            if self._ticks is not None:
+                for image, tick in self._ticks.flush():
+                    self._encode_image(out, image, tick)
+                self._say_ticks()
             for p in self._video.encode(None):
                 out.mux(p)
             if self._audio is not None:
@@ -548,14 +418,16 @@ class FileSink:
             self._container = None
 
     def _encode(self, out, frame: Frame) -> None:  # noqa: ANN001
-        import av
-
         img = frame.image
         w, h = self.size
         cw, ch = self.coded_size
         if (cw, ch) != (w, h):
             img = np.pad(img, ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        if self._ticks is not None:
+            t = frame.time - self.offset if frame.time is not None else None
+            for image, tick in self._ticks.place(img, t):
+                self._encode_image(out, image, tick)
+            return
         if frame.time_base is not None and Fraction(frame.time_base) != self._tb:
             pts = int(round((frame.pts or 0) * Fraction(frame.time_base) / self._tb))
         else:
@@ -565,6 +437,12 @@ class FileSink:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
+        self._encode_image(out, img, pts)
+
+    def _encode_image(self, out, img: np.ndarray, pts: int) -> None:  # noqa: ANN001
+        import av
+
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
         vf.pts = pts
         vf.time_base = self._tb
         for p in self._video.encode(vf):
@@ -572,6 +450,14 @@ class FileSink:
         self.frames_written += 1
         if self._audio is not None:
             self._audio.pump(out, float(pts * self._tb))
+
+    def _say_ticks(self) -> None:
+        ticks = self._ticks
+        if self._warn is not None and (ticks.repeated or ticks.dropped):
+            self._warn(
+                f"AVI holds a constant frame rate only: {ticks.repeated} frames repeated and {ticks.dropped} dropped to keep "
+                f"the timing at {float(ticks.rate):.6g} frames/s (.mkv, .mp4 and .mov keep variable timing)"
+            )
 
     # ------------------------------------------------------------------ finishing
 
