@@ -347,3 +347,17 @@ def test_multi_style_distillation_takes_each_style_from_the_teacher(multi, train
         assert np.array_equal(np.asarray(trainer.data.targets[k][0]), teacher.stylize([photo])[0])
     assert not np.array_equal(np.asarray(trainer.data.targets[0][0]), np.asarray(trainer.data.targets[1][0]))
     assert trainer.run().iterations == 2
+
+
+def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_data) -> None:  # noqa: ANN001
+    """A style added to a model is trained with the loss balance and crops the model was trained with."""
+    from realtime.train.cli import build_parser, config_from_args
+
+    settings = {**SETTINGS, "content_weight": 7e5, "crop": 48, "style_size": 200, "data": "/elsewhere"}
+    model = _export(_multi_net(styles=2), tmp_path / "two.onnx", ["ink", "sun"], settings)
+    argv = ["--add-style", str(train_data["styles"][0]), "--to", str(model), "--data", str(train_data["photos"])]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert (config.content_weight, config.crop, config.style_size) == (7e5, 48, 200)
+    assert config.data == str(train_data["photos"]) and config.iterations == 1000
+    config = config_from_args(build_parser().parse_args([*argv, "--crop", "64", "--iterations", "5"]))
+    assert (config.crop, config.iterations, config.content_weight) == (64, 5, 7e5)

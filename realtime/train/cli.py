@@ -75,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The settings a style added to a model takes from the model's own training (its loss balance and
+# crops), unless given on the command line.
+RECIPE_KEYS = ("batch", "crop", "scale_min", "scale_max", "lr", "precision", "style_size", "content_weight", "style_weight",
+               "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "seed")
+
+
+def recipe_of(model: str) -> dict:
+    """The loss and crop settings ``model`` was trained with (its metadata), for --add-style."""
+    import json
+    from pathlib import Path
+
+    if not Path(model).is_file():
+        raise DataError(f"model to add a style to not found: {model}")
+    from .export import read_metadata
+    from realtime import modelmeta as mm
+
+    try:
+        settings = json.loads(read_metadata(model).get(mm.SETTINGS, "{}"))
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for a file that is not a model
+        raise DataError(f"cannot read the settings of {model}: {type(exc).__name__}") from None
+    return {k: v for k, v in settings.items() if k in RECIPE_KEYS}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if bool(args.add_style) != bool(args.to):
@@ -82,6 +105,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.add_style:
         if args.style_image or args.styles:
             raise DataError("--add-style takes its painting itself; drop --style-image/--styles")
+        if not args.config:
+            config = TrainConfig(**recipe_of(args.to))
         config.style_image, config.add_to = args.add_style, args.to
         if args.iterations is None and not args.config:
             # only the new style's norm rows learn: fewer steps than a whole network, within ~20 minutes
