@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
-from .argtypes import LANES_HELP, SMOOTH_MODES, positive_int, unit_float
+from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
 
@@ -27,16 +27,19 @@ def _seconds(text: str) -> float:
         parts = [float(p) for p in text.split(":")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)") from None
-    if len(parts) > 3 or any(p < 0 for p in parts):
+    # float() also takes "nan" and "inf": neither is a time (NaN fails every comparison)
+    if len(parts) > 3 or any(not 0 <= p < float("inf") for p in parts):
         raise argparse.ArgumentTypeError(f"not a time: {text!r}")
     value = 0.0
     for p in parts:
         value = value * 60 + p
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (too large)")
     return value
 
 
 def build_restyle_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=PROG,
         description="Restyle a video file with a neural style model; audio and timing are kept.",
         epilog="Styles: the shipped zoo (see --list-styles), models in $REALTIME_MODELS_DIR, or a path to an .onnx file.",

@@ -50,7 +50,10 @@ def container_format(path: str | os.PathLike[str]) -> str:
 
 
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-_CRF_ENCODERS = ("libx264", "libx265", "libvpx", "libaom", "libsvtav1")
+# --crf: the encoders (by name prefix: libvpx covers libvpx-vp9) and their ranges. x264 clamps a CRF
+# above 51 without a word, so the range is checked here for all of them.
+_CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx": (0, 63), "libaom": (0, 63), "libsvtav1": (0, 63)}
+_CRF_ENCODERS = tuple(_CRF_RANGES)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class EncoderSettings:
             raise OutputError(f"unknown {self.codec} preset {self.preset!r}; choose one of {', '.join(_X26X_PRESETS)}")
         if self.crf is not None and not self.codec.startswith(_CRF_ENCODERS):
             raise OutputError(f"--crf applies to {', '.join(_CRF_ENCODERS)}, not {self.codec}")
+        if self.crf is not None:
+            lo, hi = next(r for name, r in _CRF_RANGES.items() if self.codec.startswith(name))
+            if not lo <= self.crf <= hi:
+                raise OutputError(f"--crf {self.crf:g} is outside {self.codec}'s range {lo}..{hi} (lower is better)")
         try:
             ctx = av.CodecContext.create(codec)
             ctx.width, ctx.height = 64, 64
