@@ -456,10 +456,10 @@ class FileSink:
         self.size = (w, h)
         fmt = av.VideoFormat(self.settings.pix_fmt)
         cw, ch = w, h
-        # subsampled chroma needs even sides: 2*chroma_width(w) > w exactly when w is odd and subsampled
-        if fmt.chroma_width(w) * 2 == w + 1:
+        # subsampled chroma (4:2:0, 4:2:2) needs even sides; 4:4:4 and RGB keep any size, even 1 pixel
+        if w % 2 and fmt.chroma_width(64) < 64:
             cw = w + 1
-        if fmt.chroma_height(h) * 2 == h + 1:
+        if h % 2 and fmt.chroma_height(64) < 64:
             ch = h + 1
         if (cw, ch) != (w, h) and self._warn:
             self._warn(
