@@ -423,8 +423,11 @@ class FileSink:
         if self._closed:
             return
         self._closed = True
-        if self._thread is None:
-            return  # no frame was written: nothing to finish (the caller reports it)
+        if self._thread is None or self._thread.ident is None:
+            # no frame was written, or Ctrl+C came while the first one opened the file and before the
+            # encoder thread ran: nothing to finish (the caller reports it); a temporary file goes
+            self._discard()
+            return
         try:
             while self._thread.is_alive():
                 try:
