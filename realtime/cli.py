@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
-from .argtypes import LANES_HELP, SMOOTH_MODES, positive_int, unit_float
+from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
+from .signals import StopSignals
 
 PROG = "restyle-video"
 
@@ -27,16 +27,19 @@ def _seconds(text: str) -> float:
         parts = [float(p) for p in text.split(":")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)") from None
-    if len(parts) > 3 or any(p < 0 for p in parts):
+    # float() also takes "nan" and "inf": neither is a time (NaN fails every comparison)
+    if len(parts) > 3 or any(not 0 <= p < float("inf") for p in parts):
         raise argparse.ArgumentTypeError(f"not a time: {text!r}")
     value = 0.0
     for p in parts:
         value = value * 60 + p
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (too large)")
     return value
 
 
 def build_restyle_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=PROG,
         description="Restyle a video file with a neural style model; audio and timing are kept.",
         epilog="Styles: the shipped zoo (see --list-styles), models in $REALTIME_MODELS_DIR, or a path to an .onnx file.",
@@ -99,13 +102,6 @@ def print_styles(spec: str | None = None) -> int:
     return 0
 
 
-def _interrupt_once(signum, frame) -> None:  # noqa: ANN001
-    # The first Ctrl+C unwinds the run (cleanup removes the temporary file); further ones are ignored
-    # so that they cannot interrupt the cleanup itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def restyle_video(argv: Sequence[str] | None = None) -> int:
     """Run ``restyle-video``; returns the exit code (RealtimeError is raised to the caller)."""
     from .pipeline import RestyleOptions, restyle_file
@@ -157,30 +153,27 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
 def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None,
                     interrupted_message: str = "interrupted") -> int:
     """Run a command-line front end: expected errors become one line ``PROG: error: ...`` and an exit code
-    (1, 2 for usage, 130 for Ctrl+C); a second Ctrl+C during cleanup is ignored. Exits when ``argv`` is
+    (1, 2 for usage, 130 for Ctrl+C). SIGTERM and SIGHUP stop it as Ctrl+C does (realtime.signals), with
+    128 + the signal's number; further signals during the cleanup are ignored. Exits when ``argv`` is
     None (a console script), returns the code otherwise (tests)."""
     keep_freed_memory()  # frame buffers are reused instead of page-faulted in anew (allocator.py)
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, _interrupt_once)
-    except ValueError:
-        pass  # not the main thread (e.g. called from a test runner thread): keep the default handler
-    try:
-        code = command(argv)
-    except KeyboardInterrupt:
-        print(f"{prog}: {interrupted_message}", file=sys.stderr)
-        code = Interrupted.exit_code
-    except RealtimeError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        if previous is not None:
+    with StopSignals() as stops:
+        message = None
+        try:
+            code = command(argv)
+        except KeyboardInterrupt:
+            message, code = f"{prog}: {stops.reword(interrupted_message)}", stops.exit_code(Interrupted.exit_code)
+        except Interrupted as exc:
+            message, code = f"{prog}: error: {stops.reword(str(exc))}", stops.exit_code(exc.exit_code)
+        except RealtimeError as exc:
+            message, code = f"{prog}: error: {exc}", exc.exit_code
+        except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if message is not None:
             try:
-                signal.signal(signal.SIGINT, previous)
-            except ValueError:
-                pass
+                print(message, file=sys.stderr)
+            except OSError:
+                pass  # SIGHUP: the terminal may be gone
     if argv is None:
         sys.exit(code)
     return code
@@ -188,7 +181,7 @@ def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], a
 
 def restyle_video_main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``restyle-video``."""
-    return run_entry_point(PROG, restyle_video, argv, "error: interrupted")
+    return run_entry_point(PROG, restyle_video, argv, "error: interrupted; no output written")
 
 
 def main() -> None:

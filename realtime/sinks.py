@@ -48,7 +48,10 @@ def container_format(path: str | os.PathLike[str]) -> str:
 
 
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-_CRF_ENCODERS = ("libx264", "libx265", "libvpx", "libaom", "libsvtav1")
+# --crf: the encoders (by name prefix: libvpx covers libvpx-vp9) and their ranges. x264 clamps a CRF
+# above 51 without a word, so the range is checked here for all of them.
+_CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx": (0, 63), "libaom": (0, 63), "libsvtav1": (0, 63)}
+_CRF_ENCODERS = tuple(_CRF_RANGES)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class EncoderSettings:
             raise OutputError(f"unknown {self.codec} preset {self.preset!r}; choose one of {', '.join(_X26X_PRESETS)}")
         if self.crf is not None and not self.codec.startswith(_CRF_ENCODERS):
             raise OutputError(f"--crf applies to {', '.join(_CRF_ENCODERS)}, not {self.codec}")
+        if self.crf is not None:
+            lo, hi = next(r for name, r in _CRF_RANGES.items() if self.codec.startswith(name))
+            if not lo <= self.crf <= hi:
+                raise OutputError(f"--crf {self.crf:g} is outside {self.codec}'s range {lo}..{hi} (lower is better)")
         try:
             ctx = av.CodecContext.create(codec)
             ctx.width, ctx.height = 64, 64
@@ -272,8 +279,11 @@ class FileSink:
         if self._closed:
             return
         self._closed = True
-        if self._thread is None:
-            return  # no frame was written: nothing to finish (the caller reports it)
+        if self._thread is None or self._thread.ident is None:
+            # no frame was written, or Ctrl+C came while the first one opened the file and before the
+            # encoder thread ran: nothing to finish (the caller reports it); a temporary file goes
+            self._discard()
+            return
         try:
             while self._thread.is_alive():
                 try:
@@ -305,10 +315,10 @@ class FileSink:
         self.size = (w, h)
         fmt = av.VideoFormat(self.settings.pix_fmt)
         cw, ch = w, h
-        # subsampled chroma needs even sides: 2*chroma_width(w) > w exactly when w is odd and subsampled
-        if fmt.chroma_width(w) * 2 == w + 1:
+        # subsampled chroma (4:2:0, 4:2:2) needs even sides; 4:4:4 and RGB keep any size, even 1 pixel
+        if w % 2 and fmt.chroma_width(64) < 64:
             cw = w + 1
-        if fmt.chroma_height(h) * 2 == h + 1:
+        if h % 2 and fmt.chroma_height(64) < 64:
             ch = h + 1
         if (cw, ch) != (w, h) and self._warn:
             self._warn(

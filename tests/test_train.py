@@ -101,6 +101,61 @@ def test_resume_continues_with_identical_state(data, random_vgg, tmp_path):
         assert torch.allclose(result.model.state_dict()[k], v, atol=1e-6), k
 
 
+class _Payload:
+    """What a crafted checkpoint can carry: unpickling it calls open(marker, "w"), i.e. runs code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("option", ["--resume", "--init"])
+def test_a_checkpoint_that_carries_code_is_refused_without_running_it(data, random_vgg, tmp_path, capsys, option):
+    from realtime.train.cli import main
+
+    marker = tmp_path / "payload-ran"
+    crafted = tmp_path / "shared.pt"
+    # a real checkpoint's contents, plus the payload
+    trainer = Trainer(_config(data, tmp_path / "src", iterations=1), vgg=random_vgg, progress=lambda s: None)
+    trainer.run()
+    state = torch.load(tmp_path / "src" / "tiny" / CHECKPOINT_NAME, weights_only=True)
+    state["extra"] = _Payload(marker)
+    torch.save(state, crafted)
+
+    config = _config(data, tmp_path / "run", init=str(crafted) if option == "--init" else "")
+    with pytest.raises(DataError) as raised:
+        Trainer(config, resume=crafted if option == "--resume" else None, vgg=random_vgg, progress=lambda s: None)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{option} {crafted}: refused"), message
+    assert not marker.exists()
+    # and through the command line: one line, exit 1
+    argv = [option, str(crafted)]
+    if option == "--init":
+        argv += ["--style-image", str(data["style"]), "--data", str(data["photos"]), "--out", str(tmp_path / "cli")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if ln.strip()] == [f"restyle-train: error: {message}"], err
+    assert not marker.exists()
+
+
+def test_checkpoints_load_without_unpickling_code_and_damaged_ones_are_one_line(data, random_vgg, tmp_path):
+    from realtime.train.trainer import load_checkpoint
+
+    Trainer(_config(data, tmp_path, iterations=1), vgg=random_vgg, progress=lambda s: None).run()
+    ckpt = tmp_path / "tiny" / CHECKPOINT_NAME
+    state = load_checkpoint(ckpt, "--resume")  # settings and both RNG states pass weights_only=True
+    assert state["iteration"] == 1 and state["config"]["iterations"] == 1
+    assert isinstance(state["python_rng"], tuple) and state["torch_rng"].dtype == torch.uint8
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(ckpt.read_bytes()[:200])
+    for bad in (damaged, tmp_path / "tiny" / "losses.csv"):
+        with pytest.raises(DataError, match="is not a checkpoint that can be read") as raised:
+            load_checkpoint(bad, "--resume")
+        assert "\n" not in str(raised.value)
+
+
 def test_ctrl_c_writes_checkpoint(data, random_vgg, tmp_path):
     calls = []
 

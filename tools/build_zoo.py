@@ -37,9 +37,9 @@ def finished_stage(checkpoint: Path, iterations: int) -> dict | None:
     """The stage record of a run whose checkpoint reached ``iterations``, else None."""
     if not checkpoint.is_file():
         return None
-    import torch
+    from realtime.train.trainer import load_checkpoint
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint, "a stage's checkpoint")
     if state["iteration"] < iterations:
         return None
     history = state.get("history") or [{}]

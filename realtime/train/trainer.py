@@ -8,10 +8,13 @@ import hashlib
 import json
 import os
 import platform
+import pickle
 import random
+import re
 import subprocess
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +49,31 @@ class TrainResult:
     seconds: float
     final_losses: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def load_checkpoint(path: str | Path, option: str) -> dict[str, Any]:
+    """A checkpoint read with ``weights_only=True``: tensors, numbers, strings and plain containers (all a
+    checkpoint of ours holds, RNG states included). Checkpoints are shared, and a full unpickle runs
+    whatever code a crafted one carries: anything else is refused with one line (DataError)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. on the pickle protocol of a file that is not ours
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if named:  # a function or class to call while loading: how a crafted pickle runs code
+            raise DataError(f"{option} {path}: refused, loading it would call {named.group(1)} (a restyle-train "
+                            "checkpoint holds only tensors and settings; a full load could run any code)") from None
+        raise DataError(f"{option} {path} is not a checkpoint that can be read (not a PyTorch checkpoint, or an "
+                        "old-format pickle that only a full load, which can run code, would read)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file fails in many ways (zip, unpickler)
+        why = "not a PyTorch file"
+        if isinstance(exc, (OSError, RuntimeError)):  # the file system's or the zip reader's own words
+            why = (str(exc).strip().splitlines() or [why])[0].split(". ")[0][:120]
+        raise DataError(f"{option} {path} is not a checkpoint that can be read ({why})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise DataError(f"{option} {path} is not a restyle-train checkpoint")
+    return state
 
 
 def pick_precision(requested: str, device: torch.device) -> str:
@@ -119,7 +147,7 @@ class Trainer:
             path = Path(resume)
             if not path.is_file():
                 raise DataError(f"checkpoint not found: {path}")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            checkpoint = load_checkpoint(path, "--resume")
             saved = TrainConfig.from_dict(checkpoint["config"])
             # The run continues with its own settings; only the iteration target may be raised.
             saved.iterations = max(config.iterations, saved.iterations) if config.iterations else saved.iterations
@@ -221,7 +249,7 @@ class Trainer:
             saved = json.loads(meta.get(mm.SETTINGS, "{}"))
             state = start_net.state_dict()
         else:
-            start = torch.load(config.init, map_location="cpu", weights_only=False)
+            start = load_checkpoint(config.init, "--init")
             saved, state = start.get("config", {}), start["model"]
         shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("depth"), c.get("residual_norm", True))  # noqa: E731
         if shape(saved) != shape(config.to_dict()):
