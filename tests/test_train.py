@@ -345,3 +345,31 @@ def test_temporal_loss_makes_the_network_steadier_under_motion(data, random_vgg,
     assert steady < 0.6 * plain, (plain, steady)
     # ... and not by giving up on the picture: a constant output would be perfectly steady
     assert steady_spread > 0.5 * plain_spread, (plain_spread, steady_spread)
+
+
+def test_sigterm_stops_training_with_a_checkpoint_and_one_line(data, random_vgg, tmp_path, monkeypatch, capsys):
+    """A scheduler's stop (SIGTERM) is Ctrl+C: the run writes its checkpoint, says so in one line, exits 143."""
+    import signal
+
+    from realtime.train import trainer as trainer_module
+    from realtime.train.cli import main
+
+    monkeypatch.setattr(trainer_module, "load_vgg", lambda *a, **k: random_vgg)
+    real_step, steps = Trainer.step, []
+
+    def step(self):  # noqa: ANN001, ANN202
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    code = main(["--style-image", str(data["style"]), "--data", str(data["photos"]), "--out", str(tmp_path), "--name", "t",
+                 "--width", "8", "--depth", "1", "--iterations", "50", "--batch", "1", "--crop", "32", "--style-size", "64",
+                 "--precision", "fp32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in err[-1] and "checkpoint saved" in err[-1] and "Traceback" not in "\n".join(err)
+    saved = torch.load(tmp_path / "t" / CHECKPOINT_NAME, weights_only=True)
+    assert 2 <= saved["iteration"] < 50
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run

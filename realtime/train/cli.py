@@ -120,29 +120,38 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from .finish import finish_run
-        from .trainer import Trainer
+    """``restyle-train``. SIGTERM and SIGHUP (a scheduler's stop, ``timeout``, a closed terminal) stop a
+    run as Ctrl+C does: a checkpoint is written, one line says where, exit 128 + the signal."""
+    from realtime.signals import StopSignals
 
-        config = config_from_args(args)
-        trainer = Trainer(config, resume=args.resume)
+    args = build_parser().parse_args(argv)
+    with StopSignals() as stops:
         try:
-            print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "
-                  f"crop {trainer.config.crop}, {trainer.precision} on {trainer.device}; run folder {trainer.run_dir}", file=sys.stderr)
-            result = trainer.run()
-            if trainer.is_main and not args.no_export:
-                record = finish_run(trainer, result, log=lambda s: print(s, file=sys.stderr))
-                print(f"{PROG}: wrote {result.run_dir / record['files']['onnx']} ({result.iterations} iterations, "
-                      f"{result.seconds / 60:.1f} min)", file=sys.stderr)
-        finally:
-            trainer.close()
-    except RealtimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+            return _train(args)
+        except RealtimeError as exc:
+            print(f"{PROG}: error: {stops.reword(str(exc))}", file=sys.stderr)
+            return stops.exit_code(exc.exit_code)
+        except KeyboardInterrupt:
+            print(f"{PROG}: {stops.reword('interrupted')}", file=sys.stderr)
+            return stops.exit_code(130)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .finish import finish_run
+    from .trainer import Trainer
+
+    config = config_from_args(args)
+    trainer = Trainer(config, resume=args.resume)
+    try:
+        print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "
+              f"crop {trainer.config.crop}, {trainer.precision} on {trainer.device}; run folder {trainer.run_dir}", file=sys.stderr)
+        result = trainer.run()
+        if trainer.is_main and not args.no_export:
+            record = finish_run(trainer, result, log=lambda s: print(s, file=sys.stderr))
+            print(f"{PROG}: wrote {result.run_dir / record['files']['onnx']} ({result.iterations} iterations, "
+                  f"{result.seconds / 60:.1f} min)", file=sys.stderr)
+    finally:
+        trainer.close()
     return 0
 
 
