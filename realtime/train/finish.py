@@ -11,10 +11,11 @@ import torch
 from realtime.sheet import contact_sheet, save_png
 
 from . import TRAINER_VERSION
-from .evaluate import evaluate_folder
+from .evaluate import evaluate_folder, load_style_grams
 from .export import build_metadata, export_onnx
 from .model import forward_with_border
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
+from .losses import STYLE_LAYERS
 from .trainer import Trainer, TrainResult, git_commit, hardware
 
 
@@ -36,8 +37,14 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     evaluation: dict[str, Any] = {}
     sheet_path = None
     if cfg.val and Path(cfg.val).is_dir():
-        vgg = trainer.vgg.cpu().float()
-        grams = {k: v.cpu().float() for k, v in trainer.style_grams.items()}
+        if trainer.vgg.arch == "vgg16" and set(STYLE_LAYERS) <= set(trainer.style_grams):
+            vgg = trainer.vgg.cpu().float()
+            grams = {k: v.cpu().float() for k, v in trainer.style_grams.items()}
+        else:  # the distances are defined on VGG16's layers (DESIGN.md), whatever the run trained with
+            from .vgg import load_vgg
+
+            vgg = load_vgg()
+            grams = load_style_grams(vgg, cfg.style_image, cfg.style_size)
         evaluation = {
             "model": evaluate_folder(vgg, stylize, cfg.val, grams),
             "input": evaluate_folder(vgg, lambda x: x, cfg.val, grams),
