@@ -48,11 +48,12 @@ def plot_curves(history: Sequence[Mapping[str, float]], x_key: str = "iteration"
         ax.set_ylabel(f"{key} loss (weighted)", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.tick_params(labelsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel(x_label, fontsize=9)
-        ax.tick_params(labelbottom=True)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.set_visible(False)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(keys):
+            ax.set_visible(False)
+        elif i + cols >= len(keys):  # nothing drawn below it: this panel carries the x axis of its column
+            ax.set_xlabel(x_label, fontsize=9)
+            ax.tick_params(labelbottom=True)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
