@@ -64,3 +64,20 @@ def non_negative_int(text: str) -> int:
 def percent_int(text: str) -> int:
     """An integer from 1 to 100 (encoder quality)."""
     return _number(text, int, lambda v: 1 <= v <= 100, "is not between 1 and 100")
+
+
+def layer_list(text: str) -> tuple[str, ...]:
+    """Comma-separated network layer names (``relu4_2,relu5_2``); checked against the network later."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("no layer names given")
+    return names
+
+
+def layer_weights(text: str) -> dict[str, float]:
+    """``name[=weight],...`` (``relu1_1=0.2,relu2_1``); a name alone weighs 1."""
+    out: dict[str, float] = {}
+    for name in layer_list(text):
+        layer, _, weight = name.partition("=")
+        out[layer.strip()] = _number(weight, float, lambda v: v >= 0, "must not be negative") if weight else 1.0
+    return out

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import non_negative_float, non_negative_int, percent_int, positive_float, positive_int, unit_float
-from .errors import InputError, ModelError, RealtimeError
+from .argtypes import (layer_list, layer_weights, non_negative_float, non_negative_int, percent_int, positive_float,
+                       positive_int, unit_float)
+from .errors import InputError, ModelError, OutputError, RealtimeError
 from .models import TIER_CHOICES
 
 PROG = "restyle-image"
@@ -75,22 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sheet", action="store_true", help="write a labelled contact sheet of the styles instead")
     g.add_argument("--sheet-columns", type=positive_int, default=4, help="tiles per row (default 4)")
 
-    o = p.add_argument_group("optimisation (Gatys et al.; needs the [train] extra)")
+    o = p.add_argument_group("optimisation (Gatys et al.; needs the [train] extra)",
+                             "defaults: the trainer's objective on VGG16; --preset gatys2016: the authors' own on VGG19 "
+                             "(options given beside a preset override it)")
     o.add_argument("--optimize", action="store_true", help="stylize by optimising the pixels (slow; any painting)")
     o.add_argument("--style-image", type=Path, metavar="PAINTING", help="the painting to take the style from")
-    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="default lbfgs")
-    o.add_argument("--iterations", type=positive_int, default=300, help="default 300")
+    o.add_argument("--preset", choices=("gatys2016",), default=None,
+                   help="gatys2016: VGG19, content relu4_2, style relu1_1..relu5_1 at 0.2 each, content weight 1, style "
+                        "5e3, no TV, L-BFGS from the photo, 500 iterations")
+    o.add_argument("--loss-net", choices=("vgg16", "vgg19"), default=None, help="loss network (default vgg16)")
+    o.add_argument("--content-layers", type=layer_list, default=None, metavar="L[,L...]",
+                   help="e.g. relu4_2 (convB_I or reluB_I of the loss network; default relu2_2)")
+    o.add_argument("--style-layers", type=layer_weights, default=None, metavar="L[=W][,...]",
+                   help="e.g. relu1_1=0.2,relu2_1=0.2 (a name alone weighs 1; default relu1_2,relu2_2,relu3_3,relu4_3)")
+    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default=None, help="default lbfgs")
+    o.add_argument("--iterations", type=positive_int, default=None, help="default 300")
     o.add_argument("--lr", type=positive_float, default=None, help="step size (default: 1 for L-BFGS, 0.02 for Adam)")
-    o.add_argument("--content-weight", type=non_negative_float, default=1e5, help="default 1e5 (the trainer's)")
-    o.add_argument("--style-weight", type=non_negative_float, default=1e10, help="default 1e10 (the trainer's)")
-    o.add_argument("--tv-weight", type=non_negative_float, default=1e1, help="total variation weight (default 10)")
-    o.add_argument("--init", choices=("content", "noise"), default="content", help="start image (default content)")
+    o.add_argument("--content-weight", type=non_negative_float, default=None, help="default 1e5 (the trainer's)")
+    o.add_argument("--style-weight", type=non_negative_float, default=None, help="default 1e10 (the trainer's)")
+    o.add_argument("--tv-weight", type=non_negative_float, default=None, help="total variation weight (default 10)")
+    o.add_argument("--init", choices=("content", "noise"), default=None, help="start image (default content)")
     o.add_argument("--style-size", type=positive_int, default=None, metavar="PIXELS",
                    help="long side of the painting: sets the stroke scale (default: the image's long side)")
     o.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                    help="also write the image every N iterations as <output>_iterNNNN<suffix>")
-    o.add_argument("--seed", type=int, default=0, help="random seed for --init noise")
-    o.add_argument("--vgg-weights", default=None, metavar="FILE", help="VGG16 weights (default: found as the trainer finds them)")
+    o.add_argument("--seed", type=int, default=None, help="random seed for --init noise (default 0)")
+    o.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
+                   help="also write each image's record there: <out>.json (the settings used, the loss network and "
+                        "its weights, time, losses), <out>_losses.csv and <out>_losses.png")
+    o.add_argument("--vgg-weights", default=None, metavar="FILE",
+                   help="loss network weights (default: found as the trainer finds them; see README)")
     return p
 
 
@@ -109,7 +124,7 @@ def _check_usage(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[s
         if args.sheet:
             p.error("--sheet and --optimize cannot be combined")
     else:
-        for name in ("style_image", "save_every"):
+        for name in ("style_image", "save_every", "preset", "loss_net", "content_layers", "style_layers", "run_dir"):
             if getattr(args, name) is not None:
                 p.error(f"--{name.replace('_', '-')} applies to --optimize only")
         if len(styles) > 1 and not args.sheet:
@@ -145,9 +160,8 @@ def restyle_image(argv: Sequence[str] | None = None) -> int:
     opts = StillOptions(max_size=args.max_size or default_size, strength=args.strength, preserve_color=args.preserve_color,
                         tile_size=args.tile_size, tile_overlap=args.tile_overlap)
     also = None
-    if args.optimize and args.save_every:
-        every, total = args.save_every, args.iterations
-        also = lambda out: [_snapshot_path(out, i) for i in range(every, total + 1, every)]  # noqa: E731
+    if args.optimize:
+        also = _optimize_writes(args)
     style = None
     if not args.optimize and not args.sheet:
         from .models import resolve_style_for_device
@@ -261,6 +275,26 @@ def _sheet_process(args: argparse.Namespace, opts, specs: list[str], info):  # n
     return process
 
 
+def _given_settings(args: argparse.Namespace) -> dict:
+    """The --optimize options as OptimizeSettings values (None where not given: a preset or default fills in)."""
+    return {"iterations": args.iterations, "loss_net": args.loss_net, "optimizer": args.optimizer, "lr": args.lr,
+            "content_weight": args.content_weight, "style_weight": args.style_weight, "tv_weight": args.tv_weight,
+            "content_layers": args.content_layers, "style_layer_weights": args.style_layers, "init": args.init,
+            "style_size": args.style_size, "seed": args.seed}
+
+
+def _optimize_writes(args: argparse.Namespace):  # noqa: ANN202 - output → further files it writes
+    try:
+        from .train.optimize import resolve_settings
+        from .train.run_record import record_paths
+    except ImportError:
+        raise RealtimeError('--optimize needs PyTorch: pip install -e ".[train]"') from None
+
+    every, total = args.save_every, resolve_settings(args.preset, _given_settings(args)).iterations
+    return lambda out: ([_snapshot_path(out, i) for i in range(every, total + 1, every)] if every else []) + (
+        record_paths(args.run_dir, out) if args.run_dir else [])
+
+
 def _optimize_process(args: argparse.Namespace, opts, info):  # noqa: ANN001, ANN202
     try:
         import torch
@@ -268,7 +302,8 @@ def _optimize_process(args: argparse.Namespace, opts, info):  # noqa: ANN001, AN
         raise RealtimeError('--optimize needs PyTorch: pip install -e ".[train]"') from None
     from .image_io import read_image, write_image
     from .images import CountProgress, finish, processing_image
-    from .train.optimize import OptimizeSettings, optimize_image, pick_device
+    from .train.optimize import optimize_image, pick_device, resolve_settings
+    from .train.run_record import build_record, write_run_record
     from .train.vgg import load_vgg
 
     if args.threads:
@@ -277,16 +312,21 @@ def _optimize_process(args: argparse.Namespace, opts, info):  # noqa: ANN001, AN
         painting = read_image(args.style_image)
     except InputError as exc:
         raise InputError(f"style image: {exc}") from None
-    settings = OptimizeSettings(
-        iterations=args.iterations, optimizer=args.optimizer, lr=args.lr, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, init=args.init, style_size=args.style_size,
-        seed=args.seed,
-    )
-    settings.validate()
+    given = _given_settings(args)
+    resolve_settings(args.preset, given).validate()  # bad layers or weights fail before VGG is loaded
     device = pick_device(args.device)
-    vgg = load_vgg(args.vgg_weights)
-    info(f"optimising on {device.type.upper()} with {args.optimizer}, {args.iterations} iterations at "
-         f"{opts.max_size or 'full'} px; style {args.style_image.name}")
+    loss_net = resolve_settings(args.preset, given).loss_net
+    vgg = load_vgg(args.vgg_weights, arch=loss_net)
+    settings = resolve_settings(args.preset, given, vgg.input_norm)  # a preset's weights suit the weights' input
+    settings.validate()
+    if args.run_dir is not None:
+        try:
+            args.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create --run-dir {args.run_dir}: {exc.strerror or exc}") from None
+    info(f"optimising on {device.type.upper()} with {settings.optimizer}, {settings.iterations} iterations at "
+         f"{opts.max_size or 'full'} px on {loss_net.upper()}{f' ({args.preset})' if args.preset else ''}; "
+         f"style {args.style_image.name}")
 
     def process(image, job):  # noqa: ANN001, ANN202
         content = processing_image(image, opts.max_size)
@@ -310,6 +350,10 @@ def _optimize_process(args: argparse.Namespace, opts, info):  # noqa: ANN001, AN
         bar.close()
         if result.restarts:
             info(f"{job.input.name}: L-BFGS overshot {result.restarts} time(s) and restarted from the best image")
+        if args.run_dir is not None:
+            record = build_record(settings, result, vgg, preset=args.preset, photo=job.input, painting=args.style_image,
+                                  size=(content.shape[1], content.shape[0]))
+            write_run_record(args.run_dir, job.output, record, result.history, args.overwrite)
         return finish(image, content, result.image, opts)
 
     return process

