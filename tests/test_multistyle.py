@@ -358,6 +358,6 @@ def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_dat
     argv = ["--add-style", str(train_data["styles"][0]), "--to", str(model), "--data", str(train_data["photos"])]
     config = config_from_args(build_parser().parse_args(argv))
     assert (config.content_weight, config.crop, config.style_size) == (7e5, 48, 200)
-    assert config.data == str(train_data["photos"]) and config.iterations == 1000
+    assert config.data == str(train_data["photos"]) and config.iterations == 800
     config = config_from_args(build_parser().parse_args([*argv, "--crop", "64", "--iterations", "5"]))
     assert (config.crop, config.iterations, config.content_weight) == (64, 5, 7e5)

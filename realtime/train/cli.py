@@ -19,7 +19,7 @@ from realtime.errors import DataError, RealtimeError
 from .config import TrainConfig
 
 PROG = "restyle-train"
-ADD_STYLE_ITERATIONS = 1000
+ADD_STYLE_ITERATIONS = 800
 
 
 def _layer_weights(text: str) -> dict[str, float]:
