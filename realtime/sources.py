@@ -322,7 +322,7 @@ class FileSource:
                 self.container = open_input(self.path)
                 self.stream = vs = self.container.streams[self.info.video_index]
         eps = float(tb) / 2
-        state = {"last_pts": None, "step": None, "rotation": None}
+        stamps = FrameStamps(tb, self.info.rate, fallback_rotation=self.info.rotation)
         stop_early = False
         try:
             for packet in self.container.demux(vs):
@@ -335,7 +335,7 @@ class FileSource:
                     self._decode_error(exc)
                     continue
                 for vf in frames:
-                    if not self._emit(vf, tb, eps, state):
+                    if not self._emit(vf, tb, eps, stamps):
                         stop_early = True
                         break
                 if stop_early:
@@ -346,7 +346,7 @@ class FileSource:
             self._note(f"{self.path.name}: stopped reading at frame {self.frames_out}: {_short(exc)} (file truncated or damaged?)")
             try:
                 for vf in vs.codec_context.decode(None):
-                    if not self._emit(vf, tb, eps, state):
+                    if not self._emit(vf, tb, eps, stamps):
                         break
             except av.error.FFmpegError:
                 pass
@@ -358,34 +358,65 @@ class FileSource:
         elif self.decode_errors == 4:
             self._note(f"{self.path.name}: more decode errors follow; counting them quietly")
 
-    def _emit(self, vf, tb: Fraction, eps: float, state: dict) -> bool:  # noqa: ANN001
+    def _emit(self, vf, tb: Fraction, eps: float, stamps: "FrameStamps") -> bool:  # noqa: ANN001
         """Convert and queue one decoded frame; False when the requested range has ended."""
-        pts = vf.pts
-        if pts is None:
-            # no timestamp (some AVI/raw streams): continue from the last one at the nominal rate
-            pts = _guess_next_pts(state, tb, self.info.rate)
-        elif state["last_pts"] is not None:
-            step = pts - state["last_pts"]
-            if step > 0:
-                state["step"] = step
-        state["last_pts"] = pts
+        pts = stamps.pts(vf)
         t = float(pts * tb)
         if t + eps < self.start:
             return True
         if self.end is not None and t + eps >= self.end:
             return False
-        if state["rotation"] is None:
-            try:
-                state["rotation"] = _rotation_of(None, int(round(vf.rotation)))
-            except Exception:  # noqa: BLE001 - older PyAV without frame.rotation
-                state["rotation"] = self.info.rotation
-        image = vf.to_ndarray(format="rgb24")
-        image = upright(image, state["rotation"])
-        frame = Frame(index=self.frames_out, image=image, pts=int(pts), time_base=tb)
+        frame = Frame(index=self.frames_out, image=stamps.image(vf), pts=pts, time_base=tb)
         if self._put(frame):
             self.frames_out += 1
             return True
         return False
+
+
+class FrameStamps:
+    """Timestamps and upright pixels of one stream's decoded frames, in decoding order.
+
+    A frame without a timestamp (some AVI/raw streams) continues from the last one at the nominal rate.
+    The rotation is the first frame's display matrix unless ``rotation`` is given (frames decoded from
+    packets outside their container carry no display matrix: the cluster workers are told it). Shared
+    by ``FileSource`` and the cluster workers (realtime.cluster), so both see the same frames.
+    """
+
+    def __init__(self, time_base: Fraction, rate: Fraction | None, rotation: int | None = None,
+                 fallback_rotation: int = 0) -> None:
+        self.time_base = Fraction(time_base)
+        self.rate = rate
+        self.rotation = rotation
+        self.fallback_rotation = fallback_rotation
+        self._state: dict = {"last_pts": None, "step": None}
+
+    def pts(self, vf) -> int:  # noqa: ANN001 - av.VideoFrame
+        """The frame's pts in ``time_base`` (guessed when missing); advances the state."""
+        state = self._state
+        pts = vf.pts
+        if pts is None:
+            pts = _guess_next_pts(state, self.time_base, self.rate)
+        elif state["last_pts"] is not None:
+            step = pts - state["last_pts"]
+            if step > 0:
+                state["step"] = step
+        state["last_pts"] = pts
+        return int(pts)
+
+    def image(self, vf) -> np.ndarray:  # noqa: ANN001 - av.VideoFrame
+        """The frame as upright H×W×3 uint8 RGB."""
+        if self.rotation is None:
+            self.rotation = frame_rotation(vf, self.fallback_rotation)
+        return upright(vf.to_ndarray(format="rgb24"), self.rotation)
+
+
+def frame_rotation(vf, fallback: int = 0) -> int:  # noqa: ANN001 - av.VideoFrame
+    """A decoded frame's display rotation (counter-clockwise degrees, a quarter turn); ``fallback`` with
+    an older PyAV that does not expose it."""
+    try:
+        return _rotation_of(None, int(round(vf.rotation)))
+    except Exception:  # noqa: BLE001 - older PyAV without frame.rotation
+        return fallback
 
 
 def _guess_next_pts(state: dict, tb: Fraction, rate: Fraction | None) -> int:
