@@ -234,29 +234,26 @@ def restyle_frames(
     preserve_color: bool = False,
     strength: float = 1.0,
     smoother: object | None = None,
-    skip: int = 0,
+    keep: Callable[[Frame], bool] | None = None,
     on_frame: Callable[[], None] | None = None,
 ) -> FrameWork:
     """Stylize ``frames`` in order and ``write`` each finished frame: the in-order part of a file run,
     shared by ``restyle_file`` and the cluster workers (realtime.cluster), which restyle a file in
-    segments. The first ``skip`` frames are stylized and smoothed but not written: they bring the
-    smoother (and its cut detector) to the state it has when a run reaches them from the start.
+    segments. Frames that ``keep`` refuses are stylized and smoothed but not written: the frames before a
+    segment, which bring the smoother (and its cut detector) to the state a run from the start has there.
 
     Up to ``stylizer.lanes`` batches are in the network at once (Stylizer.submit): the oldest is
     collected and finished in order while the next ones run. The caller resets the smoother."""
     work = FrameWork()
     waits = work.waits
     in_flight: collections.deque[tuple[list[Frame], list[np.ndarray], PendingFrames]] = collections.deque()
-    seen = 0  # frames finished, the skipped ones included
 
     def finish_oldest() -> None:
-        nonlocal seen
         done, contents, job = in_flight.popleft()
         for f, content, s in zip(done, contents, job.result()):
             t0 = time.perf_counter()
             s = finish_frame(f.image, content, s, preserve_color=preserve_color, smoother=smoother, strength=strength)
-            seen += 1
-            if seen <= skip:
+            if keep is not None and not keep(f):
                 waits["post_s"] += time.perf_counter() - t0
                 continue
             t1 = time.perf_counter()

@@ -38,11 +38,13 @@ def make_video(
     tone_hz: float = 440.0,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    gop: int | None = None,
 ) -> list[float]:
     """Write a clip; returns the presentation time (s) of each video frame as written.
 
     ``vfr``: irregular frame intervals in a 1/1000 time base (like phone video). ``rotation``: display
-    matrix rotation in counter-clockwise degrees (``VideoFrame.rotation`` convention). ``audio``: codec
+    matrix rotation in counter-clockwise degrees (``VideoFrame.rotation`` convention). ``gop``: a
+    keyframe every this many frames (the encoder's default otherwise: one for the whole clip). ``audio``: codec
     of a sine-tone track ("aac", "mp2", "pcm_s16le", "pcm_mulaw", ...), as long as the video.
     """
     w, h = size
@@ -61,6 +63,8 @@ def make_video(
     v.pix_fmt = pix_fmt
     if codec == "libx264":
         v.options = {"preset": "ultrafast"}
+    if gop:
+        v.codec_context.gop_size = gop
     if vfr:
         v.time_base = Fraction(1, 1000)
         v.codec_context.time_base = Fraction(1, 1000)
