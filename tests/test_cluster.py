@@ -153,7 +153,8 @@ def test_cluster_restyles_two_inputs_like_one_machine(ray_cluster, clips, long_c
                                                       references) -> None:
     short = clips("short.mov", size=(48, 32), frames=8, audio="aac")
     out = tmp_path / "out"
-    code, stdout, err = run_cli(long_clip, short, "-o", out, "--cluster", "--segment-seconds", "0.2", "--json", *LOSSLESS)
+    code, stdout, err = run_cli(long_clip, short, "-o", out, "--cluster", "--workers", "2", "--threads", "1",
+                                "--segment-seconds", "0.2", "--json", *LOSSLESS)
     assert code == 0, err
     summary = json.loads(stdout)
     results = summary["inputs"]
