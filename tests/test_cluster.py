@@ -235,3 +235,38 @@ def test_ctrl_c_stops_the_workers_and_leaves_nothing(ray_cluster, long_clip: Pat
     while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray.available_resources().get("CPU", 0) == 2
+
+
+@pytest.mark.slow
+def test_flow_smoothing_is_as_steady_at_segment_boundaries_as_inside(ray_cluster, long_clip: Path, tiny_model: Path,
+                                                                     tmp_path: Path, references) -> None:
+    # Warping error per pair of frames, of the clustered run over the single run's on the same pair
+    # (the content makes some pairs harder than others): at segment boundaries no higher than inside.
+    from realtime.cluster.run import ClusterOptions, InputJob, restyle_on_cluster
+    from realtime.cluster.work import SegmentSettings
+    from realtime.sinks import EncoderSettings
+    from realtime.temporal_metrics import pair_flows, warping_errors_per_pair
+
+    flows = pair_flows(decoded(long_clip))
+    single = np.array(warping_errors_per_pair(flows, decoded(references(long_clip, "--smooth", "flow"))))
+    plans = plan(long_clip, 5, 10)
+    starts = np.cumsum([p.frames for p in plans])[:-1]  # index of each segment's first frame
+    at = np.zeros(len(single), bool)
+    at[starts - 1] = True  # errors[t - 1] is the pair (t - 1, t)
+    assert at.sum() >= 5
+
+    def ratios(warmup: int) -> tuple[float, float]:
+        out = tmp_path / f"warm{warmup}.mp4"
+        settings = SegmentSettings(".mp4", EncoderSettings(crf=0, preset="ultrafast"), smooth="flow")
+        summary = restyle_on_cluster([InputJob(long_clip, out, audio=False)], tiny_model, settings,
+                                     ClusterOptions(workers=1, threads=1, segment_seconds=0.2, device="cpu", warmup=warmup),
+                                     check=lambda job: None, progress=False)
+        assert summary.inputs[0].ok and summary.inputs[0].segments == len(plans)
+        ratio = np.array(warping_errors_per_pair(flows, decoded(out))) / single
+        return float(ratio[at].mean()), float(ratio[~at].mean())
+
+    boundary, inside = ratios(10)
+    assert boundary <= inside + 0.05, (boundary, inside)
+    # the measure sees a boundary: without the warm-up the smoother starts afresh there, and it shows
+    cold_boundary, cold_inside = ratios(0)
+    assert cold_boundary > cold_inside + 0.2, (cold_boundary, cold_inside)
