@@ -157,7 +157,7 @@ def _one_after_another(args: argparse.Namespace, opts, pairs: list[tuple[Path, P
 
 def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], *, warn: WarnFn,  # noqa: ANN001
                 info: WarnFn) -> dict[str, object]:
-    from ..models import resolve_style_for_device
+    from ..models import resolve_style, resolve_style_for_device
     from ..pipeline import check_paths, smoother_for
     from .run import ClusterOptions, InputJob, import_ray, restyle_on_cluster
     from .work import SegmentSettings
@@ -167,9 +167,13 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
         raise RealtimeError("--batch must be at least 1 and --strength between 0 and 1")
     opts.encoder.validate()
     smoother_for(opts.smooth, opts.smooth_strength)  # a mode this build cannot run fails here, not on a worker
-    # auto tier: the full tier when the workers run on CUDA; the driver cannot tell before Ray is up, so
-    # it follows --device (cpu: fast tier; cuda: full tier; auto: fast unless this machine has CUDA)
-    style = resolve_style_for_device(opts.style, opts.tier, opts.device)
+    resolve_style_for_device(opts.style, opts.tier, "cpu")  # an unknown style fails before Ray starts
+
+    def model_for(device: str) -> Path:
+        # --tier auto: the full tier where the workers have GPUs, the fast one on their CPUs (this machine
+        # cannot probe the workers' CUDA, so resolve_style_for_device's probe would not do)
+        tier = opts.tier if opts.tier != "auto" else ("fast" if device == "cpu" else "full")
+        return resolve_style(opts.style, tier).path
     jobs = [InputJob(inp, out, overwrite=opts.overwrite, audio=opts.audio) for inp, out in pairs]
 
     def check(job: InputJob) -> None:
@@ -180,6 +184,6 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
     settings = SegmentSettings(suffix=".mp4", encoder=opts.encoder, batch=opts.batch, max_size=opts.max_size,
                                strength=opts.strength, preserve_color=opts.preserve_color, smooth=opts.smooth,
                                smooth_strength=opts.smooth_strength)
-    summary = restyle_on_cluster(jobs, style.path, settings, cluster, check=check, warn=warn, info=info,
+    summary = restyle_on_cluster(jobs, model_for, settings, cluster, check=check, warn=warn, info=info,
                                  progress=not args.quiet)
     return summary.as_dict()

@@ -73,6 +73,8 @@ class ClusterSummary:
     seconds: float
     retries: int
     driver_cpu_s: float  # the driver process's own CPU time (user + system), all of its threads
+    startup_s: float = 0.0  # until the workers had their models loaded (Ray start-up included)
+    worker_s: float = 0.0  # the workers' time on the segments that were joined, summed over segments
 
     @property
     def failed(self) -> list[InputResult]:
@@ -88,6 +90,8 @@ class ClusterSummary:
             "retries": self.retries,
             "driver_cpu_s": round(self.driver_cpu_s, 4),
             "driver_cpu_ms_per_frame": round(1000 * self.driver_cpu_s / self.frames, 3) if self.frames else None,
+            "startup_s": round(self.startup_s, 4),
+            "worker_s": round(self.worker_s, 4),
         }
 
 
@@ -127,6 +131,7 @@ class _Input:
         self.done: dict[int, SegmentResult] = {}  # finished, waiting for an earlier one to be joined
         self.next_to_join = 0
         self.started = 0.0
+        self.worker_s = 0.0  # the workers' seconds on this input's joined segments
         self.failed = False
 
     def fail(self, message: str) -> None:
@@ -193,11 +198,12 @@ def worker_shape(ray, opts: ClusterOptions) -> tuple[int, dict[str, float], str,
     return n, {"num_cpus": threads}, "cpu", threads
 
 
-def restyle_on_cluster(jobs: list[InputJob], model: Path, settings: SegmentSettings, opts: ClusterOptions, *,
+def restyle_on_cluster(jobs: list[InputJob], model: Path | Callable[[str], Path], settings: SegmentSettings, opts: ClusterOptions, *,
                        check: Callable[[InputJob], None], warn: WarnFn | None = None, info: WarnFn | None = None,
                        progress: bool = True, on_segment: Callable[[SegmentResult], None] | None = None) -> ClusterSummary:
     """Restyle every input on the cluster; each input ends in an output or a one-line error (in its
-    ``InputResult``). ``check`` refuses an input before any work (paths, output exists). ``on_segment``
+    ``InputResult``). ``model`` is the model file, or a function of the workers' device ("cuda", "auto"
+    or "cpu") that picks it (the tier depends on it; only the cluster knows its GPUs). ``check`` refuses an input before any work (paths, output exists). ``on_segment``
     is called after each segment arrives (the fault test kills a worker there). Ctrl+C raises
     ``Interrupted`` after the workers are killed and the partial outputs removed."""
     ray = import_ray()
@@ -208,12 +214,15 @@ def restyle_on_cluster(jobs: list[InputJob], model: Path, settings: SegmentSetti
     started = connect(ray, opts.address) if live else False
     actors: list[object] = []
     retries = 0
+    startup = 0.0
     names: list[str] = []
     bar: Progress | None = None
     try:
         if live:
             n, resources, device, threads = worker_shape(ray, opts)
             remote = ray.remote(max_restarts=0, max_task_retries=0, **resources)(_worker_class())
+            if callable(model):
+                model = model(device)
             model_ref = ray.put(model.read_bytes())
 
             def new_worker():  # noqa: ANN202 - an actor handle
@@ -225,6 +234,7 @@ def restyle_on_cluster(jobs: list[InputJob], model: Path, settings: SegmentSetti
             except Exception as exc:  # noqa: BLE001 - the model or device fails the same way on every worker
                 cause = getattr(exc, "cause", None) or exc
                 raise RealtimeError(str(cause).splitlines()[0][:300] if str(cause) else type(cause).__name__) from exc
+            startup = time.perf_counter() - t0
             if info is not None:
                 info(f"{n} workers: {names[0].split(' ', 1)[1] if names else ''}")
             total = sum(p.frames for s in live for p in s.plans)
@@ -256,7 +266,8 @@ def restyle_on_cluster(jobs: list[InputJob], model: Path, settings: SegmentSetti
     cpu1 = os.times()
     results = [s.result for s in inputs]
     return ClusterSummary(results, names, sum(r.frames for r in results if r.ok), time.perf_counter() - t0, retries,
-                          (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system))
+                          (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), startup,
+                          sum(s.worker_s for s in inputs))
 
 
 def _worker_class():  # noqa: ANN202
@@ -283,6 +294,7 @@ def _schedule(ray, inputs: list[_Input], actors: list[object], new_worker: Calla
               bar: Progress, warn: WarnFn | None, on_segment: Callable[[SegmentResult], None] | None) -> int:
     """Keep every worker ``DEPTH`` segments deep until all are joined; returns how many were resent.
     A worker that died is replaced by a new one (which loads the model again), once."""
+    import av
     from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 
     feed = _segments(inputs)
@@ -359,6 +371,8 @@ def _schedule(ray, inputs: list[_Input], actors: list[object], new_worker: Calla
                 _join_ready(s)
             except RealtimeError as exc:
                 s.fail(str(exc))
+            except (av.error.FFmpegError, ValueError) as exc:  # the muxer refused a packet (e.g. its timestamps)
+                s.fail(f"joining its segments failed: {_first_line(exc)}")
             if on_segment is not None:
                 on_segment(result)
     return retries
@@ -373,6 +387,7 @@ def _join_ready(s: _Input) -> None:
                                      overwrite=s.job.overwrite, warn=None)
         s.joiner.add(result.data)
         s.result.frames += result.frames
+        s.worker_s += result.seconds
         s.next_to_join += 1
     if s.next_to_join == len(s.plans) and not s.failed:
         if s.joiner is None or s.result.frames == 0:
