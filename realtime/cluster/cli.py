@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="--cluster: workers (default: one per GPU, else one per --threads cores, 2 by default)")
     p.add_argument("--segment-seconds", type=_positive_seconds, default=DEFAULT_SEGMENT_SECONDS, metavar="SECONDS",
-                   help=f"--cluster: cut long videos into segments of about this length, at keyframes (default {DEFAULT_SEGMENT_SECONDS:g})")
+                   help="--cluster: cut long videos into segments of about this length, at keyframes "
+                        f"(default {DEFAULT_SEGMENT_SECONDS:g})")
 
 
 def several_inputs(args: argparse.Namespace) -> bool:

@@ -135,8 +135,8 @@ class _Input:
         self.failed = False
 
     def fail(self, message: str) -> None:
-        if self.failed:
-            return
+        if self.failed or self.result.ok:
+            return  # a published output stays: it is complete
         self.failed = True
         self.result.error = message
         self.done.clear()
@@ -198,14 +198,16 @@ def worker_shape(ray, opts: ClusterOptions) -> tuple[int, dict[str, float], str,
     return n, {"num_cpus": threads}, "cpu", threads
 
 
-def restyle_on_cluster(jobs: list[InputJob], model: Path | Callable[[str], Path], settings: SegmentSettings, opts: ClusterOptions, *,
+def restyle_on_cluster(jobs: list[InputJob], model: Path | Callable[[str], Path], settings: SegmentSettings,
+                       opts: ClusterOptions, *,
                        check: Callable[[InputJob], None], warn: WarnFn | None = None, info: WarnFn | None = None,
                        progress: bool = True, on_segment: Callable[[SegmentResult], None] | None = None) -> ClusterSummary:
     """Restyle every input on the cluster; each input ends in an output or a one-line error (in its
     ``InputResult``). ``model`` is the model file, or a function of the workers' device ("cuda", "auto"
-    or "cpu") that picks it (the tier depends on it; only the cluster knows its GPUs). ``check`` refuses an input before any work (paths, output exists). ``on_segment``
-    is called after each segment arrives (the fault test kills a worker there). Ctrl+C raises
-    ``Interrupted`` after the workers are killed and the partial outputs removed."""
+    or "cpu") that picks it (the tier depends on it; only the cluster knows its GPUs). ``check``
+    refuses an input before any work (paths, output exists). ``on_segment`` is called after each
+    segment arrives (the fault test kills a worker there). Ctrl+C raises ``Interrupted`` after the
+    partial outputs are removed and the workers killed."""
     ray = import_ray()
     t0 = time.perf_counter()
     cpu0 = os.times()
@@ -244,9 +246,7 @@ def restyle_on_cluster(jobs: list[InputJob], model: Path | Callable[[str], Path]
     except KeyboardInterrupt as exc:
         if bar is not None:
             bar.abandon()
-        for a in actors:
-            ray.kill(a, no_restart=True)
-        for s in inputs:
+        for s in inputs:  # the workers are killed below
             s.fail("interrupted")
         raise Interrupted("interrupted; no output written") from exc
     except BaseException:
@@ -346,7 +346,7 @@ def _schedule(ray, inputs: list[_Input], actors: list[object], new_worker: Calla
                 if isinstance(cause, RealtimeError):
                     s.fail(str(cause))
                 else:
-                    s.fail(f"segment {seg.index} failed: {type(cause).__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''}")
+                    s.fail(f"segment {seg.index} failed: {type(cause).__name__}: {_first_line(cause)}")
                 continue
             except (RayActorError, WorkerCrashedError, ObjectLostError) as exc:
                 if actors[w] is actor:
@@ -384,7 +384,7 @@ def _join_ready(s: _Input) -> None:
         result = s.done.pop(s.next_to_join)
         if s.joiner is None:
             s.joiner = SegmentJoiner(s.job.output, audio_from=s.job.input if s.job.audio else None,
-                                     overwrite=s.job.overwrite, warn=None)
+                                     overwrite=s.job.overwrite, warn=s.result.warnings.append)
         s.joiner.add(result.data)
         s.result.frames += result.frames
         s.worker_s += result.seconds
