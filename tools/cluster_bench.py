@@ -135,7 +135,7 @@ def start_nodes(nodes: int) -> tuple[str, list[subprocess.Popen]]:
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         wait_for_cpus(address, nodes)
     except BaseException:
-        stop_nodes(procs)
+        stop_nodes(procs, port)
         raise
     return address, procs
 
@@ -159,7 +159,7 @@ def wait_for_cpus(address: str, cpus: int, limit_s: float = 180) -> None:
         time.sleep(1)
 
 
-def stop_nodes(procs: list[subprocess.Popen]) -> None:
+def stop_nodes(procs: list[subprocess.Popen], port: int) -> None:
     # stop worker nodes first; each `ray start --block` stops the processes it started on SIGTERM
     for p in reversed(procs):
         if p.poll() is None:
@@ -172,6 +172,14 @@ def stop_nodes(procs: list[subprocess.Popen]) -> None:
                 os.killpg(p.pid, signal.SIGKILL)  # what is left of the node's process group
             except ProcessLookupError:
                 pass
+    # `ray start --head` leaves the head's address here, where a later ray.init() without an address
+    # would try to join it (``ray stop`` removes it; a stopped process group does not)
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        if current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
+    except OSError:
+        pass
 
 
 def main() -> None:
@@ -235,7 +243,7 @@ def main() -> None:
                              "driver_cpu_ms_per_frame": d["driver_cpu_ms_per_frame"],
                              "worker_ms_per_frame": round(1000 * s.worker_s / s.frames, 2)})
         finally:
-            stop_nodes(procs)
+            stop_nodes(procs, int(address.rsplit(":", 1)[1]))
 
         work = driver_work(clip, tmp_path / "cluster1.mp4", args.segment_seconds, tmp_path)
 
