@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable, TypeVar
+import math
+import sys
+from typing import Callable, NoReturn, TypeVar
 
 N = TypeVar("N", int, float)
 
@@ -16,6 +18,14 @@ LANES_HELP = ("CPU only: frames the network works on side by side, each on its s
               "(default 2 where there are 2 cores, at most one per core; 1 turns it off)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before a usage error; one line naming --help is enough."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _number(text: str, cast: Callable[[str], N], accept: Callable[[N], bool], rule: str) -> N:
     """``text`` parsed by ``cast`` and checked by ``accept``; otherwise a one-line argparse error
     ("<text> <rule>")."""
@@ -23,6 +33,8 @@ def _number(text: str, cast: Callable[[str], N], accept: Callable[[N], bool], ru
         value = cast(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not {'an integer' if cast is int else 'a number'}: {text!r}") from None
+    if not -math.inf < value < math.inf:  # float() takes "nan" and "inf"
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
     if not accept(value):
         raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value

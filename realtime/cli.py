@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
+from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, positive_int, unit_float
 from .cluster.cli import add_arguments as add_many_arguments, several_inputs
-from .argtypes import LANES_HELP, SMOOTH_MODES, positive_int, unit_float
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
+from .signals import StopSignals
 
 PROG = "restyle-video"
 
@@ -28,23 +28,27 @@ def _seconds(text: str) -> float:
         parts = [float(p) for p in text.split(":")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)") from None
-    if len(parts) > 3 or any(p < 0 for p in parts):
+    # float() also takes "nan" and "inf": neither is a time (NaN fails every comparison)
+    if len(parts) > 3 or any(not 0 <= p < float("inf") for p in parts):
         raise argparse.ArgumentTypeError(f"not a time: {text!r}")
     value = 0.0
     for p in parts:
         value = value * 60 + p
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (too large)")
     return value
 
 
 def build_restyle_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=PROG,
         description="Restyle a video file with a neural style model; audio and timing are kept.",
         epilog="Styles: the shipped zoo (see --list-styles), models in $REALTIME_MODELS_DIR, or a path to an .onnx file.",
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                    help="INPUT OUTPUT (.mp4, .mov, .mkv, .m4v, .avi), or several inputs (videos or folders) with -o FOLDER")
-    p.add_argument("--style", "-s", help="style name or path to an .onnx model (default: the zoo's default)")
+    p.add_argument("--style", "-s", help="style name, a blend of styles of one model (a:0.7,b:0.3), or an .onnx "
+                                         "model (FILE.onnx@name picks a style inside it); default: the zoo's default")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -73,10 +77,19 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_styles() -> int:
-    """Print the installed styles, one a line (name, "(default)", tiers, path), for --list-styles."""
-    from .models import default_style, list_styles, tiers_of
+def print_styles(spec: str | None = None) -> int:
+    """Print the installed styles, one a line (name, "(default)", tiers, path; ``path@name`` for a style
+    inside a multi-style model), for --list-styles; with ``spec`` a model file, the styles it holds."""
+    from .models import default_style, list_styles, resolve_style, tiers_of
 
+    if spec:
+        style = resolve_style(spec)
+        if style.origin == "file":
+            from .stylizer import Stylizer
+
+            for name in Stylizer(style.path, device="cpu", lanes=1).info.style_names:
+                print(f"{name}\t{style.path}@{name}")
+            return 0
     styles = list_styles()
     try:
         default = default_style().name
@@ -87,15 +100,8 @@ def print_styles() -> int:
         return 0
     for s in styles:
         mark = " (default)" if s.name == default else ""
-        print(f"{s.name}{mark}\t{'+'.join(tiers_of(s.name))}\t{s.path}")
+        print(f"{s.name}{mark}\t{'+'.join(tiers_of(s.name))}\t{s.path}" + (f"@{s.mix}" if s.mix else ""))
     return 0
-
-
-def _interrupt_once(signum, frame) -> None:  # noqa: ANN001
-    # The first Ctrl+C unwinds the run (cleanup removes the temporary file); further ones are ignored
-    # so that they cannot interrupt the cleanup itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
 
 
 def restyle_video(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +112,7 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
     parser = build_restyle_parser()
     args = parser.parse_args(argv)
     if args.list_styles:
-        return print_styles()
+        return print_styles(args.style)
     many = several_inputs(args)  # several inputs or --cluster: realtime/cluster
     if not many and len(args.paths) != 2:
         parser.error("the input and output files are required (or INPUT... -o FOLDER)")
@@ -154,30 +160,27 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
 def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None,
                     interrupted_message: str = "interrupted") -> int:
     """Run a command-line front end: expected errors become one line ``PROG: error: ...`` and an exit code
-    (1, 2 for usage, 130 for Ctrl+C); a second Ctrl+C during cleanup is ignored. Exits when ``argv`` is
+    (1, 2 for usage, 130 for Ctrl+C). SIGTERM and SIGHUP stop it as Ctrl+C does (realtime.signals), with
+    128 + the signal's number; further signals during the cleanup are ignored. Exits when ``argv`` is
     None (a console script), returns the code otherwise (tests)."""
     keep_freed_memory()  # frame buffers are reused instead of page-faulted in anew (allocator.py)
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, _interrupt_once)
-    except ValueError:
-        pass  # not the main thread (e.g. called from a test runner thread): keep the default handler
-    try:
-        code = command(argv)
-    except KeyboardInterrupt:
-        print(f"{prog}: {interrupted_message}", file=sys.stderr)
-        code = Interrupted.exit_code
-    except RealtimeError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        if previous is not None:
+    with StopSignals() as stops:
+        message = None
+        try:
+            code = command(argv)
+        except KeyboardInterrupt:
+            message, code = f"{prog}: {stops.reword(interrupted_message)}", stops.exit_code(Interrupted.exit_code)
+        except Interrupted as exc:
+            message, code = f"{prog}: error: {stops.reword(str(exc))}", stops.exit_code(exc.exit_code)
+        except RealtimeError as exc:
+            message, code = f"{prog}: error: {exc}", exc.exit_code
+        except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if message is not None:
             try:
-                signal.signal(signal.SIGINT, previous)
-            except ValueError:
-                pass
+                print(message, file=sys.stderr)
+            except OSError:
+                pass  # SIGHUP: the terminal may be gone
     if argv is None:
         sys.exit(code)
     return code
@@ -185,7 +188,7 @@ def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], a
 
 def restyle_video_main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``restyle-video``."""
-    return run_entry_point(PROG, restyle_video, argv, "error: interrupted")
+    return run_entry_point(PROG, restyle_video, argv, "error: interrupted; no output written")
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="start a video file over when it ends")
     p.add_argument("--size", type=_size, default=None, metavar="WxH", help="frame size, e.g. 640x480 (default: what the camera gives)")
     p.add_argument("--mirror", action="store_true", help="flip left-right (selfie view)")
-    p.add_argument("--style", "-s", help="style name or .onnx file (default: the zoo's default); n/p/1-9 switch live")
+    p.add_argument("--style", "-s", help="style name, blend (a:0.7,b:0.3) or .onnx file (default: the zoo's default); n/p/1-9 switch live, m morphs")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--list-cameras", action="store_true", help="list camera indices that open and exit")
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
@@ -86,7 +86,7 @@ def restyle_cam(argv: Sequence[str] | None = None) -> int:
     if args.list_styles:
         from .cli import print_styles
 
-        return print_styles()
+        return print_styles(args.style)
     if args.list_cameras:
         from .camera import available_cameras
 
@@ -112,7 +112,7 @@ def restyle_cam(argv: Sequence[str] | None = None) -> int:
     # An unknown style fails before the camera opens. Switching styles live stays in the start's tier.
     start = resolve_style_for_device(args.style, args.tier, args.device)
     styles = list_styles(start.tier)
-    index = next((i for i, s in enumerate(styles) if s.path.resolve() == start.path.resolve()), None)
+    index = next((i for i, s in enumerate(styles) if s.path.resolve() == start.path.resolve() and s.mix == start.mix), None)
     if index is None:
         styles.insert(0, start)
         index = 0
@@ -135,13 +135,15 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
         raise
     try:
         size = args.size or reader.frame_size
-        stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads, lanes=args.lanes)  # type: ignore[arg-type]
+        stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads, lanes=args.lanes,  # type: ignore[arg-type]
+                            style=styles[index].mix or None)
         info(f"{stylizer.describe()}; {reader.description} at {size[0]}x{size[1]}"
              + (f", {reader.rate:g} frames/s" if reader.rate else ""))
         stylizer.warmup(size[1], size[0])
 
         def load(style):  # noqa: ANN001, ANN202 - runs in the style-load thread
-            s = Stylizer(style.path, device=args.device, threads=args.threads, lanes=args.lanes)  # type: ignore[arg-type]
+            s = Stylizer(style.path, device=args.device, threads=args.threads, lanes=args.lanes,  # type: ignore[arg-type]
+                         style=style.mix or None)
             s.warmup(size[1], size[0])  # here, not on the first live frame: no freeze when it arrives
             return s
 

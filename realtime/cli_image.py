@@ -98,7 +98,9 @@ def _check_usage(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[s
     """Options that contradict each other are usage errors; returns the style specs."""
     if args.input is None or args.output is None:
         p.error("the input and output are required")
-    styles = [s.strip() for spec in (args.style or []) for s in spec.split(",") if s.strip()]
+    # commas separate styles for a sheet, except inside a blend (``a:0.7,b:0.3`` is one style)
+    styles = [s.strip() for spec in (args.style or []) for s in (spec.split(",") if ":" not in spec else [spec])
+              if s.strip()]
     if args.optimize:
         if args.style_image is None:
             p.error("--optimize needs --style-image PAINTING")
@@ -129,7 +131,7 @@ def restyle_image(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_styles:
-        return print_styles()
+        return print_styles(args.style[0] if args.style else None)
     styles = _check_usage(parser, args)
 
     def warn(msg: str) -> None:
@@ -160,7 +162,7 @@ def restyle_image(argv: Sequence[str] | None = None) -> int:
         process = _sheet_process(args, opts, styles or _zoo_names(), info)
     else:
         assert style is not None
-        process = _model_process(args, opts, style.path, info)
+        process = _model_process(args, opts, style, info)
 
     summary = run_jobs(jobs, process, folder_mode=folder_mode, overwrite=args.overwrite, quality=args.quality,
                        warn=warn, info=info)
@@ -193,12 +195,12 @@ def _tile_bar(args: argparse.Namespace, label: str):  # noqa: ANN202 - (on_tile,
     return on_tile, end
 
 
-def _model_process(args: argparse.Namespace, opts, model_path: Path, info):  # noqa: ANN001, ANN202
+def _model_process(args: argparse.Namespace, opts, style, info):  # noqa: ANN001, ANN202
     from .images import stylize_with_model
     from .stylizer import Stylizer
 
     # one image at a time, each waited for: one session with every core (lanes pay off only for streams)
-    stylizer = Stylizer(model_path, device=args.device, threads=args.threads, lanes=1)
+    stylizer = Stylizer(style.path, device=args.device, threads=args.threads, lanes=1, style=style.mix or None)
     info(stylizer.describe())
 
     def process(image, job):  # noqa: ANN001, ANN202
@@ -223,17 +225,34 @@ def _zoo_names() -> list[str]:
     return names
 
 
+class _StyleChoice:
+    """One style of a stylizer shared by several sheet columns: it picks its style before each call."""
+
+    def __init__(self, stylizer, vector) -> None:  # noqa: ANN001
+        self._stylizer, self._vector = stylizer, vector
+
+    def stylize(self, images):  # noqa: ANN001, ANN201
+        self._stylizer.set_style(self._vector)
+        return self._stylizer.stylize(images)
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - everything else is the stylizer's
+        return getattr(self._stylizer, name)
+
+
 def _sheet_process(args: argparse.Namespace, opts, specs: list[str], info):  # noqa: ANN001, ANN202
     from .images import style_sheet
     from .models import resolve_style_for_device
     from .stylizer import Stylizer
 
     stylizers = []
+    sessions: dict[Path, Stylizer] = {}  # the styles of one multi-style model share its session
     for spec in specs:
         style = resolve_style_for_device(spec, args.tier, args.device)
-        stylizer = Stylizer(style.path, device=args.device, threads=args.threads, lanes=1)
+        if style.path not in sessions:
+            sessions[style.path] = Stylizer(style.path, device=args.device, threads=args.threads, lanes=1)
+        stylizer = sessions[style.path]
         label = style.name + (" (fast)" if style.tier == "fast" else "")
-        stylizers.append((label, stylizer))
+        stylizers.append((label, _StyleChoice(stylizer, stylizer.set_style(style.mix) if style.mix else stylizer.style_vector)))
     info(f"contact sheet of {len(stylizers)} styles on {stylizers[0][1].device.upper()}")
 
     def process(image, job):  # noqa: ANN001, ANN202

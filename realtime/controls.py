@@ -13,6 +13,7 @@ from enum import Enum
 class Action(Enum):
     QUIT = "quit"
     NEXT_STYLE = "next style"
+    MORPH_NEXT = "morph to the next style"  # over about a second, where both are styles of one model
     PREV_STYLE = "previous style"
     SELECT_STYLE = "select style"  # arg: 0-based position in the style list
     TOGGLE_SMOOTH = "smoothing on/off"
@@ -37,6 +38,7 @@ _KEYS: dict[int, Action] = {
     27: Action.QUIT,  # Esc
     ord("n"): Action.NEXT_STYLE,
     ord("p"): Action.PREV_STYLE,
+    ord("m"): Action.MORPH_NEXT,
     ord("s"): Action.TOGGLE_SMOOTH,
     ord("+"): Action.STRENGTH_UP,
     ord("="): Action.STRENGTH_UP,  # the unshifted "+" key on US layouts
@@ -49,7 +51,7 @@ _KEYS: dict[int, Action] = {
     ord("h"): Action.TOGGLE_OVERLAY,
 }
 
-HELP = "keys: n/p style, 1-9 pick, s smooth, +/- strength, c colour, space screenshot, r record, f fullscreen, h overlay, q quit"
+HELP = "keys: n/p style, m morph to next, 1-9 pick, s smooth, +/- strength, c colour, space screenshot, r record, f fullscreen, h overlay, q quit"
 
 STRENGTH_STEP = 0.1
 
@@ -82,7 +84,7 @@ class ViewState:
         """The state after ``cmd``; commands with only side effects leave it unchanged."""
         a = cmd.action
         n = max(1, self.n_styles)
-        if a is Action.NEXT_STYLE:
+        if a in (Action.NEXT_STYLE, Action.MORPH_NEXT):
             return replace(self, style_index=(self.style_index + 1) % n)
         if a is Action.PREV_STYLE:
             return replace(self, style_index=(self.style_index - 1) % n)

@@ -11,8 +11,12 @@ their final name in one step, never replacing a file unless asked (the same sche
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -62,14 +66,38 @@ def _to_rgb8(image: np.ndarray) -> np.ndarray:
 
 
 def _quiet_opencv() -> int | None:
-    """Silence OpenCV's own warnings (e.g. "PNG input buffer is incomplete") while decoding: a bad file
-    gets our one-line message instead. Returns the level to restore."""
+    """Silence OpenCV's own log lines (e.g. "[ERROR:0@0.2] ... IHDR chunk shall be first") while decoding:
+    a bad file gets our one-line message instead. Returns the level to restore."""
     log = getattr(getattr(cv2, "utils", None), "logging", None)
     if log is None:
         return None
     level = log.getLogLevel()
-    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
     return level
+
+
+@contextlib.contextmanager
+def _native_stderr(captured: list[str]) -> Iterator[None]:
+    """Catch what native code writes straight to file descriptor 2 meanwhile: the codec libraries print
+    their own complaints there ("libpng error: IHDR: CRC error", "Corrupt JPEG data: ..."), outside
+    OpenCV's log. The text is appended to ``captured``; the caller decides what to show."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to catch
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            sys.stderr.flush()
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                captured.append(sink.read().decode("utf-8", "replace"))
+    finally:
+        os.close(saved)
 
 
 def _restore_opencv(level: int | None) -> None:
@@ -84,14 +112,21 @@ def decode_image(data: bytes | np.ndarray, name: str = "image") -> np.ndarray:
         raise InputError(f"{name} is empty")
     flags = cv2.IMREAD_UNCHANGED if _has_alpha(bytes(buf[:4096])) else cv2.IMREAD_COLOR
     level = _quiet_opencv()
+    printed: list[str] = []
     try:
-        image = cv2.imdecode(buf, flags)
+        with _native_stderr(printed):
+            image = cv2.imdecode(buf, flags)
     except cv2.error as exc:  # some decoders raise instead of returning None (e.g. over the pixel limit)
         raise InputError(f"{name} cannot be decoded as an image ({str(exc).strip().splitlines()[-1][:120]})") from None
     finally:
         _restore_opencv(level)
+    lines = [ln.strip() for ln in "".join(printed).splitlines() if ln.strip()]
     if image is None or image.size == 0:
-        raise InputError(f"{name} is not an image OpenCV can read (corrupt, or not PNG/JPEG/WebP/BMP/TIFF)")
+        # the decoder's own words, when it printed any, say what is wrong ("libpng error: IHDR: CRC error")
+        why = lines[-1][:120] if lines else "corrupt, or not PNG/JPEG/WebP/BMP/TIFF"
+        raise InputError(f"{name} is not an image OpenCV can read ({why})")
+    if lines:  # decoded despite a complaint (e.g. a damaged JPEG): the complaint is shown, as before
+        os.write(2, ("\n".join(lines) + "\n").encode())
     return _to_rgb8(image)
 
 

@@ -33,6 +33,7 @@ from .models import Style
 
 InfoFn = Callable[[str], None]
 WINDOW_TITLE = "restyle-cam"
+MORPH_SECONDS = 1.0  # the "m" key: from one style of a multi-style model to the next
 
 
 class StylizerLike(Protocol):
@@ -465,11 +466,16 @@ class LiveLoop:
         self._smoother = None
         self._frame_size: tuple[int, int] | None = None
         self._in_flight: collections.deque[InFlight] = collections.deque()  # submitted, not yet shown
+        # a morph in progress: (from vector, to vector, start time); the style input moves between them
+        self._morph: tuple[np.ndarray, np.ndarray, float] | None = None
 
     # ----------------------------------------------------------------- helpers
 
     def _style_name(self) -> str:
+        describe = getattr(self.stylizer, "style_description", None)
         info = getattr(self.stylizer, "info", None)
+        if describe is not None and len(getattr(info, "style_names", ())) > 1:
+            return str(describe())  # a style (or blend) inside a multi-style model
         if info is not None and getattr(info, "style_name", None):
             return str(info.style_name)
         return self.styles[self.style_index].name if self.styles else "?"
@@ -549,15 +555,52 @@ class LiveLoop:
         elif a is Action.TOGGLE_SMOOTH and self.state.smooth and self._smoother is not None:
             self._smoother.reset()
         if self.state.style_index != before.style_index:
-            self.switch_style(self.state.style_index)
+            self.switch_style(self.state.style_index, morph=a is Action.MORPH_NEXT)
         return True
 
-    def switch_style(self, index: int) -> None:
-        if self.loader is None or not self.styles:
+    def _in_running_model(self, style: Style) -> bool:
+        """Whether ``style`` is one of the running model's own styles (switched without a new session)."""
+        path = getattr(self.stylizer, "path", None)
+        return (path is not None and hasattr(self.stylizer, "set_style") and style.path.resolve() == Path(path).resolve()
+                and (style.mix or style.name) in getattr(self.stylizer.info, "style_names", ()))
+
+    def switch_style(self, index: int, morph: bool = False) -> None:
+        """Run style ``index``: at once where the running model holds it (the same session, a new style
+        vector; ``morph``: moving there over MORPH_SECONDS), else loaded in the background."""
+        if not self.styles:
             return
         style = self.styles[index]
+        if self._in_running_model(style):
+            target = self.stylizer.info.style_names.index(style.mix or style.name)
+            to = np.zeros(len(self.stylizer.info.style_names), np.float32)
+            to[target] = 1.0
+            if morph:
+                self._morph = (self.stylizer.style_vector.copy(), to, time.monotonic())
+            else:
+                self._morph = None
+                self.stylizer.set_style(to)
+                if self._smoother is not None:
+                    self._smoother.reset()  # the previous output is in another style
+            self.style_index = index
+            self.summary.style = style.name
+            self.say(f"{'morphing to' if morph else 'style'} {style.name}")
+            return
+        self._morph = None
+        if self.loader is None:
+            return
         self.say(f"loading style {style.name}...")
         self.loader.request(style)
+
+    def _advance_morph(self, now: float) -> None:
+        """Move the style vector along the morph (smoothstep in time): each new frame a little further."""
+        if self._morph is None:
+            return
+        start, end, t0 = self._morph
+        t = min(1.0, (now - t0) / MORPH_SECONDS)
+        w = t * t * (3 - 2 * t)
+        self.stylizer.set_style((1 - w) * start + w * end)
+        if t >= 1.0:
+            self._morph = None
 
     def _collect_style(self) -> None:
         if self.loader is None:
@@ -628,6 +671,7 @@ class LiveLoop:
                     reason = f"{self.opts.duration:g} s elapsed"
                     break
                 self._collect_style()
+                self._advance_morph(now)
                 lanes = getattr(self.stylizer, "lanes", 1)
                 if len(in_flight) < lanes:
                     # with a frame in the network, look at the camera only briefly: the frame may finish

@@ -6,6 +6,12 @@ A style is ``<name>.onnx`` (with its training record ``<name>.json`` beside it),
 the real-time CPU network). ``--tier auto`` picks fast when the model will run on the CPU. The default style is
 the one named by ``zoo.json`` ``{"default": "<name>"}``; a ``zoo.json`` in ``REALTIME_MODELS_DIR``
 takes precedence over the shipped one, so tests and users can pick their own default.
+
+A model file may hold several styles (modelmeta: conditional instance norm). Its training record lists
+them (``"styles": [{"name": ...}, ...]``), so the zoo knows each style by name without opening the
+model; each becomes a ``Style`` whose ``mix`` selects it inside the file. A blend ``a:0.7,b:0.3`` of
+styles of one file is a style too; a file given by path picks its styles after ``@``
+(``mine.onnx@a:0.5,b:0.5``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ class Style:
     path: Path
     origin: str  # "shipped", "extra" (REALTIME_MODELS_DIR) or "file" (a path given by the user)
     tier: str = "full"  # for a file: "full" unless it sits in a folder named fast/
+    # inside a model of several styles: the style (name) or blend (``a:0.7,b:0.3``) to run; "" for the file's
+    # first style (the only one of a single-style file). The stylizer takes it as its ``style``.
+    mix: str = ""
 
     @property
     def record(self) -> Path:
@@ -67,13 +76,28 @@ def extra_dir() -> Path | None:
     return path
 
 
+def styles_in_record(model: Path) -> list[str]:
+    """The style names a model's training record lists (``[]`` for a single-style record or none)."""
+    record = model.with_suffix(".json")
+    try:
+        entries = json.loads(record.read_text(encoding="utf-8")).get("styles") or []
+        names = [str(e["name"]) for e in entries]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return []
+    return names if len(names) > 1 else []
+
+
 def _scan(folder: Path | None, origin: str) -> dict[tuple[str, str], Style]:
     if folder is None:
         return {}
-    found = {}
+    found: dict[tuple[str, str], Style] = {}
     for tier, sub in TIER_FOLDERS.items():
-        for p in sorted((folder / sub).glob("*.onnx")):
-            if p.is_file():
+        files = [p for p in sorted((folder / sub).glob("*.onnx")) if p.is_file()]
+        for p in files:  # styles inside multi-style models first: a file of the same name shadows them
+            for name in styles_in_record(p):
+                found.setdefault((name, tier), Style(name, p, origin, tier, mix=name))
+        for p in files:
+            if not styles_in_record(p):
                 found[(p.stem, tier)] = Style(p.stem, p, origin, tier)
     return found
 
@@ -148,19 +172,38 @@ def resolve_style(spec: str | os.PathLike[str] | None, tier: str = "full") -> St
     if spec is None or str(spec) == "":
         return default_style(tier)
     text = str(spec)
-    looks_like_path = text.endswith(".onnx") or os.sep in text or (os.altsep and os.altsep in text)
+    file_part, at, mix = text.partition("@") if ".onnx@" in text else (text, "", "")
+    looks_like_path = file_part.endswith(".onnx") or os.sep in file_part or (os.altsep and os.altsep in file_part)
     if looks_like_path or (Path(text).is_file() and not text.isidentifier()):
-        path = Path(text).expanduser()
+        path = Path(file_part).expanduser()
         if not path.exists():
-            raise ModelError(f"model file {text} does not exist")
+            raise ModelError(f"model file {file_part} does not exist")
         if not path.is_file():
-            raise ModelError(f"model path {text} is not a file")
-        return Style(path.stem, path, "file", "fast" if path.parent.name == "fast" else "full")
+            raise ModelError(f"model path {file_part} is not a file")
+        return Style(mix or path.stem, path, "file", "fast" if path.parent.name == "fast" else "full", mix=mix)
     styles = {s.name: s for s in list_styles(tier)}
     if text in styles:
         return styles[text]
+    if ":" in text or "," in text:
+        return _blend(text, styles)
     known = ", ".join(styles) if styles else "none installed"
     raise ModelError(f"unknown style {text!r} (available: {known})")
+
+
+def _blend(text: str, styles: dict[str, Style]) -> Style:
+    """``a:0.7,b:0.3``: a blend of styles that one model file holds (the weights are checked by the
+    stylizer, which reads the model's own style list)."""
+    names = [part.partition(":")[0].strip() for part in text.split(",")]
+    unknown = [n for n in names if n not in styles]
+    if unknown:
+        known = ", ".join(styles) if styles else "none installed"
+        raise ModelError(f"unknown style {unknown[0]!r} in {text!r} (available: {known})")
+    files = {styles[n].path for n in names}
+    if len(files) > 1 or not styles[names[0]].mix:
+        raise ModelError(f"a blend needs styles of one multi-style model; {text!r} names styles of "
+                         f"{', '.join(sorted(p.name for p in files))}")
+    first = styles[names[0]]
+    return Style(text, first.path, first.origin, first.tier, mix=text)
 
 
 def resolve_style_for_device(spec: str | os.PathLike[str] | None, tier: str, device: str) -> Style:

@@ -3,8 +3,9 @@ which takes that name in one step when the work is done (video files and images 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from .errors import OutputError
@@ -13,20 +14,26 @@ from .errors import OutputError
 def partial_file(final: Path) -> tuple[int, Path]:
     """A new temporary file in ``final``'s folder (hidden, ``.partial`` in its name), opened: (fd, path).
 
-    mkstemp makes the file private (0600); it gets the permissions any new file would get (0666 less
-    the umask), as users expect of an output."""
+    It gets the permissions any new file would get (0666 less the umask), as users expect of an output.
+    Made here with a random name and O_EXCL rather than by tempfile.mkstemp: when Ctrl+C or a stop
+    signal (realtime.signals) arrives just as the file is created, its name is known here and the file
+    is removed (inside mkstemp it was left behind)."""
     folder = final.parent
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
-    try:
-        os.chmod(name, 0o666 & ~current_umask())
-    except OSError as exc:
-        os.close(fd)
-        os.unlink(name)
-        raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
-    return fd, Path(name)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = folder / f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}"
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
+        except BaseException:
+            # interrupted as open() returned: if the file exists, it is ours (a random name, O_EXCL)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+    raise OutputError(f"cannot write in {folder}: no free temporary name")
 
 
 def publish(tmp: Path, final: Path, overwrite: bool) -> None:
@@ -48,9 +55,3 @@ def publish(tmp: Path, final: Path, overwrite: bool) -> None:
         if tmp.exists() and final.exists():
             tmp.unlink()
 
-
-def current_umask() -> int:
-    """The process umask (os.umask can only be read by setting it; set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import InputError, Interrupted, OutputError, RealtimeError
 from .frames import Frame
 from .progress import Progress
-from .sinks import EncoderSettings, FileSink, container_format
+from .sinks import AudioReport, EncoderSettings, FileSink, container_format
 from .sources import FileSource, open_input
 
 if TYPE_CHECKING:
@@ -325,7 +325,8 @@ def restyle_file(
 
     if stylizer is None:
         style = resolve_style_for_device(opts.style, opts.tier, opts.device)
-        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes)  # type: ignore[arg-type]
+        stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes,  # type: ignore[arg-type]
+                            style=style.mix or None)
     if info is not None:
         info(f"{stylizer.describe()}")
     smoother = smoother_for(opts.smooth, opts.smooth_strength)
@@ -353,10 +354,10 @@ def restyle_file(
             if work.frames == 0:
                 raise InputError(f"no video frames could be decoded from {inp}" + (
                     f" between {opts.start:g}s and {end:g}s" if end is not None else ""))
-            if opts.start == 0 and opts.duration is None and not source.truncated:
-                _check_complete(source, work.frames, work.last_time, _warn)
             t_close = time.perf_counter()
         work.waits["encode_flush_s"] = time.perf_counter() - t_close
+        if opts.start == 0 and opts.duration is None and not source.truncated:
+            _check_complete(source, sink.audio, _warn)
     except KeyboardInterrupt as exc:
         bar.abandon()
         raise Interrupted("interrupted; no output written") from exc
@@ -394,15 +395,20 @@ def restyle_file(
 
 def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn: WarnFn, background: bool) -> FileSink:
     info = source.info
+    cut = opts.start > 0 or end is not None
     return FileSink(
         Path(opts.output),
         settings=opts.encoder,
         background=background,
         rate=info.rate,
-        audio_from=Path(opts.input) if (opts.audio and info.audio_indices) else None,
-        audio_start=opts.start,
-        audio_end=end,
-        offset=None if opts.start > 0 else 0.0,  # a cut starts at its first frame; a whole file keeps its times
+        streams_from=Path(opts.input),
+        video_index=info.video_index,
+        copy_audio=opts.audio,
+        # the sink works in the file's own timeline; --start and --duration count from its origin
+        copy_start=info.origin + opts.start if cut else 0.0,
+        copy_end=None if end is None else info.origin + end,
+        # a cut starts at its first frame; a whole file keeps its times, counted from its origin
+        offset=None if opts.start > 0 else info.origin,
         sample_aspect_ratio=output_sar(info.sample_aspect_ratio, info.rotation),
         overwrite=opts.overwrite,
         queue_size=opts.queue_size,
@@ -410,18 +416,24 @@ def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn
     )
 
 
-def _check_complete(source: FileSource, frames: int, last_time: float | None, warn: WarnFn) -> None:
-    """Damaged files often just end early without a decoder error: compare with what the header says."""
+def _check_complete(source: FileSource, audio: list[AudioReport], warn: WarnFn) -> None:
+    """A file cut short (an interrupted recording, a partial download) often just ends, without a
+    decoder error: compare where each stream ended with where the header says it ends, for containers
+    that declare it (timestamps.declared_end). Streams may end apart and files may start late; only a
+    stream that stops short of its own declared end by more than half a frame, or by more than one and a
+    half audio packets (Matroska's end counts the last packet's full length, its demuxer may not), counts."""
     info = source.info
-    name = source.path.name
-    if info.indexed_frames and frames < info.indexed_frames:
-        warn(f"{name}: decoded {frames} of the {info.indexed_frames} frames its index lists (file truncated or damaged?)")
-        return
-    if info.duration and last_time is not None:
-        step = 1.0 / float(info.rate) if info.rate else 0.1
-        end = info.start_time + info.duration
-        if last_time + step < end - max(0.5, 3 * step):
-            warn(f"{name}: video stopped at {last_time:.2f}s of {end:.2f}s (file truncated or damaged?)")
+    origin = info.origin
+    short: list[str] = []
+    step = 1.0 / float(info.rate) if info.rate else 0.04
+    if info.declared_end is not None and source.video_end is not None and source.video_end < info.declared_end - step / 2:
+        short.append(f"video at {source.video_end - origin:.2f}s of {info.declared_end - origin:.2f}s")
+    for a in audio:
+        slack = 1.5 * a.longest_packet if a.longest_packet > 0 else 0.05
+        if a.declared_end is not None and a.end is not None and a.end < a.declared_end - slack:
+            short.append(f"audio at {a.end - origin:.2f}s of {a.declared_end - origin:.2f}s")
+    if short:
+        warn(f"{source.path.name} ends before its header says: {', '.join(short)} (file truncated?)")
 
 
 def output_sar(sar: Fraction | None, rotation: int) -> Fraction | None:

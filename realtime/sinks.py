@@ -4,8 +4,10 @@
   carry (shifted by the trimmed start), so variable-frame-rate input keeps its timing.
 - 4:2:0 and 4:2:2 need even sizes: an odd side is padded by one replicated row/column (with a warning;
   ``pix_fmt="yuv444p"`` keeps odd sizes exact).
-- Every audio stream of ``audio_from`` is kept: remuxed when the output container takes its codec,
-  otherwise re-encoded to AAC, interleaved with video as it is written (``audio.AudioCopier``).
+- The other streams of ``audio_from`` are carried over by ``remux.StreamCopier``: every audio stream
+  (remuxed when the output container takes its codec, otherwise re-encoded to AAC), subtitles and
+  attachments where the container holds them, and a warning for each stream left out. Their packets
+  are interleaved with video as it is written, so memory stays bounded however long the file is.
 - The file is written under a temporary name in the output folder and renamed into place only after
   the trailer is written; on error or Ctrl+C (``__exit__`` with an exception, or ``abort()``) the
   temporary file is deleted and nothing appears under the output name.
@@ -23,11 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import AudioCopier, AudioReport
 from .outputs import partial_file, publish
 from .workers import cpu_count, drain_and_join, lower_thread_priority
 from .errors import OutputError, RealtimeError
 from .frames import Frame
+from .remux import AudioReport, StreamCopier
 
 WarnFn = Callable[[str], None]
 
@@ -46,7 +48,10 @@ def container_format(path: str | os.PathLike[str]) -> str:
 
 
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-_CRF_ENCODERS = ("libx264", "libx265", "libvpx", "libaom", "libsvtav1")
+# --crf: the encoders (by name prefix: libvpx covers libvpx-vp9) and their ranges. x264 clamps a CRF
+# above 51 without a word, so the range is checked here for all of them.
+_CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx": (0, 63), "libaom": (0, 63), "libsvtav1": (0, 63)}
+_CRF_ENCODERS = tuple(_CRF_RANGES)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,10 @@ class EncoderSettings:
             raise OutputError(f"unknown {self.codec} preset {self.preset!r}; choose one of {', '.join(_X26X_PRESETS)}")
         if self.crf is not None and not self.codec.startswith(_CRF_ENCODERS):
             raise OutputError(f"--crf applies to {', '.join(_CRF_ENCODERS)}, not {self.codec}")
+        if self.crf is not None:
+            lo, hi = next(r for name, r in _CRF_RANGES.items() if self.codec.startswith(name))
+            if not lo <= self.crf <= hi:
+                raise OutputError(f"--crf {self.crf:g} is outside {self.codec}'s range {lo}..{hi} (lower is better)")
         try:
             ctx = av.CodecContext.create(codec)
             ctx.width, ctx.height = 64, 64
@@ -129,6 +138,44 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+class ConstantRate:
+    """Puts frames on the ticks of a constant frame rate, for containers that store no timestamps (AVI):
+    a frame goes to the tick nearest its time; of frames that share a tick, the nearest is kept; a tick
+    no frame falls on repeats the frame before it, as a player would still show that one. Frames are
+    held one step (``place`` returns what is decided), so that a tick can pick the nearer of two."""
+
+    def __init__(self, rate: Fraction) -> None:
+        self.rate = Fraction(rate)
+        self.repeated = 0
+        self.dropped = 0
+        self._held: tuple[object, int, float] | None = None  # (frame, tick, distance from the tick)
+
+    def place(self, frame: object, t: float | None) -> list[tuple[object, int]]:
+        """Add a frame shown from ``t`` seconds (None: one tick after the previous one); returns the
+        (frame, tick) pairs now decided, in tick order."""
+        held = self._held
+        if t is None:
+            x = float(held[1] + 1) if held is not None else 0.0
+        else:
+            x = max(0.0, t * float(self.rate))
+        tick, distance = int(round(x)), abs(x - round(x))
+        if held is not None and tick <= held[1]:
+            self.dropped += 1
+            if tick == held[1] and distance < held[2]:
+                self._held = (frame, tick, distance)
+            return []
+        out: list[tuple[object, int]] = []
+        if held is not None:
+            out = [(held[0], k) for k in range(held[1], tick)]
+            self.repeated += len(out) - 1
+        self._held = (frame, tick, distance)
+        return out
+
+    def flush(self) -> list[tuple[object, int]]:
+        held, self._held = self._held, None
+        return [] if held is None else [(held[0], held[1])]
+
+
 def _opens_with(settings: "EncoderSettings", width: int, height: int, time_base: Fraction, rate: Fraction) -> bool:
     """Whether the encoder opens with this time base (tried on a throwaway context)."""
     import av
@@ -150,7 +197,10 @@ class FileSink:
     """Write frames to a video file: ``with FileSink(path, ...) as sink: sink.write(frame)``.
 
     Frames carry their own pts and time base; ``offset`` (seconds) is subtracted from every timestamp
-    (video and audio) so that a trimmed output starts at zero; None means "the first frame's time".
+    (video and the copied streams) so that the output starts at zero; None means "the first frame's
+    time". ``streams_from`` names the input whose other streams are carried over (``remux``), from
+    ``copy_start`` to ``copy_end`` (seconds, that file's timeline); ``video_index`` is the input stream
+    the frames come from, and ``copy_audio=False`` leaves its audio out.
     """
 
     def __init__(
@@ -159,9 +209,11 @@ class FileSink:
         *,
         settings: EncoderSettings = EncoderSettings(),
         rate: Fraction | None = None,
-        audio_from: str | os.PathLike[str] | None = None,
-        audio_start: float = 0.0,
-        audio_end: float | None = None,
+        streams_from: str | os.PathLike[str] | None = None,
+        copy_start: float = 0.0,
+        copy_end: float | None = None,
+        video_index: int | None = None,
+        copy_audio: bool = True,
         offset: float | None = 0.0,
         sample_aspect_ratio: Fraction | None = None,
         overwrite: bool = False,
@@ -175,8 +227,9 @@ class FileSink:
         self.background = background
         self.settings = beside_cpu_network(settings, cpu_count()) if background else settings
         self.rate = rate
-        self.audio_from = Path(audio_from) if audio_from else None
-        self.audio_start, self.audio_end, self.offset = audio_start, audio_end, offset
+        self.streams_from = Path(streams_from) if streams_from else None
+        self.copy_start, self.copy_end, self.offset = copy_start, copy_end, offset
+        self.video_index, self.copy_audio = video_index, copy_audio
         self.sar = sample_aspect_ratio
         self.overwrite = overwrite
         self._warn = warn
@@ -226,8 +279,11 @@ class FileSink:
         if self._closed:
             return
         self._closed = True
-        if self._thread is None:
-            return  # no frame was written: nothing to finish (the caller reports it)
+        if self._thread is None or self._thread.ident is None:
+            # no frame was written, or Ctrl+C came while the first one opened the file and before the
+            # encoder thread ran: nothing to finish (the caller reports it); a temporary file goes
+            self._discard()
+            return
         try:
             while self._thread.is_alive():
                 try:
@@ -259,10 +315,10 @@ class FileSink:
         self.size = (w, h)
         fmt = av.VideoFormat(self.settings.pix_fmt)
         cw, ch = w, h
-        # subsampled chroma needs even sides: 2*chroma_width(w) > w exactly when w is odd and subsampled
-        if fmt.chroma_width(w) * 2 == w + 1:
+        # subsampled chroma (4:2:0, 4:2:2) needs even sides; 4:4:4 and RGB keep any size, even 1 pixel
+        if w % 2 and fmt.chroma_width(64) < 64:
             cw = w + 1
-        if fmt.chroma_height(h) * 2 == h + 1:
+        if h % 2 and fmt.chroma_height(64) < 64:
             ch = h + 1
         if (cw, ch) != (w, h) and self._warn:
             self._warn(
@@ -273,7 +329,10 @@ class FileSink:
         fd, self.tmp_path = partial_file(self.path)
         os.close(fd)  # FFmpeg opens it by name
         try:
-            out = av.open(str(self.tmp_path), mode="w", format=self.format)
+            # AVI has no timestamps to shift: FFmpeg's shift of every stream past AAC's negative
+            # priming time would only delay the video by a tick against the audio
+            options = {"avoid_negative_ts": "disabled"} if self.format == "avi" else None
+            out = av.open(str(self.tmp_path), mode="w", format=self.format, container_options=options)
             self._container = out
             rate = self.rate if self.rate and self.rate > 0 else Fraction(25)
             rate = Fraction(rate).limit_denominator(100000)
@@ -287,7 +346,13 @@ class FileSink:
             except (ValueError, av.error.FFmpegError) as exc:
                 raise OutputError(f"unknown pixel format {self.settings.pix_fmt!r}") from exc
             tb = Fraction(frame.time_base or Fraction(1, 90000))
-            if not _opens_with(self.settings, cw, ch, tb, rate):
+            self._ticks: ConstantRate | None = None
+            if self.format == "avi":
+                # AVI stores no timestamps, only one frame per tick of a constant rate, and no reordering
+                tb = 1 / rate
+                vs.codec_context.max_b_frames = 0
+                self._ticks = ConstantRate(rate)
+            elif not _opens_with(self.settings, cw, ch, tb, rate):
                 # e.g. MPEG-4 part 2 takes at most 16-bit time bases (phone video uses 1/90000)
                 tb = Fraction(1, 1000)
                 if self._warn:
@@ -313,8 +378,9 @@ class FileSink:
             self._shift = int(round(self.offset / self._tb))
             self._last_pts: int | None = None
             self._audio = None
-            if self.audio_from is not None:
-                self._audio = AudioCopier(self.audio_from, out, self.format, self.audio_start, self.audio_end, self.offset, self._warn)
+            if self.streams_from is not None:
+                self._audio = StreamCopier(self.streams_from, out, self.format, self.copy_start, self.copy_end, self.offset,
+                                           self._warn, video_index=self.video_index, audio=self.copy_audio)
                 self.audio = self._audio.reports
         except BaseException:
             self._discard()
@@ -340,6 +406,10 @@ class FileSink:
                 if isinstance(item, _End):
                     break
                 self._encode(out, item)
+            if self._ticks is not None:
+                for image, tick in self._ticks.flush():
+                    self._encode_image(out, image, tick)
+                self._say_ticks()
             for p in self._video.encode(None):
                 out.mux(p)
             if self._audio is not None:
@@ -358,14 +428,16 @@ class FileSink:
             self._container = None
 
     def _encode(self, out, frame: Frame) -> None:  # noqa: ANN001
-        import av
-
         img = frame.image
         w, h = self.size
         cw, ch = self.coded_size
         if (cw, ch) != (w, h):
             img = np.pad(img, ((0, ch - h), (0, cw - w), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        if self._ticks is not None:
+            t = frame.time - self.offset if frame.time is not None else None
+            for image, tick in self._ticks.place(img, t):
+                self._encode_image(out, image, tick)
+            return
         if frame.time_base is not None and Fraction(frame.time_base) != self._tb:
             pts = int(round((frame.pts or 0) * Fraction(frame.time_base) / self._tb))
         else:
@@ -375,6 +447,12 @@ class FileSink:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
+        self._encode_image(out, img, pts)
+
+    def _encode_image(self, out, img: np.ndarray, pts: int) -> None:  # noqa: ANN001
+        import av
+
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
         vf.pts = pts
         vf.time_base = self._tb
         for p in self._video.encode(vf):
@@ -382,6 +460,14 @@ class FileSink:
         self.frames_written += 1
         if self._audio is not None:
             self._audio.pump(out, float(pts * self._tb))
+
+    def _say_ticks(self) -> None:
+        ticks = self._ticks
+        if self._warn is not None and (ticks.repeated or ticks.dropped):
+            self._warn(
+                f"AVI holds a constant frame rate only: {ticks.repeated} frames repeated and {ticks.dropped} dropped to keep "
+                f"the timing at {float(ticks.rate):.6g} frames/s (.mkv, .mp4 and .mov keep variable timing)"
+            )
 
     # ------------------------------------------------------------------ finishing
 

@@ -5,6 +5,10 @@ slower. It opens the file in its constructor, so a missing, unreadable or video-
 the first frame. Each frame keeps the decoder's pts and time base, and is turned upright according to
 the stream's rotation metadata (phone videos). Decode errors are counted and reported as warnings:
 a corrupt or truncated file yields what decodes.
+
+Times are the presentation times a player shows: ``start`` / ``duration`` count from the file's origin
+(its first timestamp, ``timestamps.file_origin``), and frames of a reordering decoder whose container
+stored decode times get their true times back (``timestamps.PresentationOrder``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from .workers import drain_and_join, lower_thread_priority
 from .errors import InputError
 from .frames import Frame
+from .timestamps import PresentationOrder, declared_end, declares_durations, file_origin
 
 WarnFn = Callable[[str], None]
 
@@ -40,7 +45,7 @@ class VideoInfo:
     time_base: Fraction
     rate: Fraction | None  # average frame rate, when known
     frames: int | None  # estimated frame count of the whole stream, when known
-    duration: float | None  # seconds
+    duration: float | None  # seconds of video from the origin
     start_time: float  # seconds of the stream's first timestamp
     codec: str
     pix_fmt: str | None
@@ -48,6 +53,10 @@ class VideoInfo:
     video_index: int
     indexed_frames: int | None = None  # frame count from the container's index (exact when present)
     audio_indices: tuple[int, ...] = field(default_factory=tuple)
+    origin: float = 0.0  # the file's time that players show as 0 (seconds; timestamps.file_origin)
+    # where the header says the video ends (seconds, file timeline), for containers that declare it
+    declared_end: float | None = None
+    reorders: bool = False  # the decoder reorders frames (B-frames)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -58,6 +67,10 @@ class VideoInfo:
                 return self.width, int(round(self.height / sar))
             return int(round(self.width * sar)), self.height
         return self.width, self.height
+
+
+class _MissedStart(Exception):
+    """A seek landed after the requested start: decode from the beginning instead."""
 
 
 class _End:
@@ -138,11 +151,17 @@ def _info(path: Path, container) -> VideoInfo:  # noqa: ANN001
         w, h = h, w
     tb = vs.time_base or Fraction(1, 90000)
     rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+    audio = list(container.streams.audio)
+    origin = file_origin([vs, *audio])
+    end = declared_end(vs)
     duration = None
-    if vs.duration and vs.time_base:
-        duration = float(vs.duration * vs.time_base)
+    if end is not None:
+        duration = max(0.0, end - origin)
     elif container.duration:
+        # the container's length; Matroska's counts from 0, not from the first timestamp
         duration = container.duration / 1_000_000
+        if container.format.name.startswith("matroska"):
+            duration = max(0.0, duration - origin)
     frames = vs.frames or None
     if not frames and duration and rate:
         frames = int(round(duration * float(rate)))
@@ -164,7 +183,10 @@ def _info(path: Path, container) -> VideoInfo:  # noqa: ANN001
         sample_aspect_ratio=vs.sample_aspect_ratio,
         video_index=vs.index,
         indexed_frames=vs.frames or None,
-        audio_indices=tuple(a.index for a in container.streams.audio),
+        audio_indices=tuple(a.index for a in audio),
+        origin=origin,
+        declared_end=end if declares_durations(container) else None,
+        reorders=bool(cc.has_b_frames),
     )
 
 
@@ -177,8 +199,10 @@ def _rotation_from_side_data(vs) -> int:  # noqa: ANN001
 class FileSource:
     """Iterate the frames of a video file, decoded in a thread: ``with FileSource(p) as src: for f in src``.
 
-    ``start`` / ``duration`` (seconds) select a part: the source seeks near ``start`` and drops the
-    frames before it. Frames are RGB uint8, upright. ``warnings`` lists what went wrong while decoding.
+    ``start`` / ``duration`` (seconds from the file's origin) select a part: the source seeks near
+    ``start`` and drops the frames before it. Frames are RGB uint8, upright, with the file's own
+    timestamps. ``warnings`` lists what went wrong while decoding; ``video_end`` is where the decoded
+    video ends (seconds, file timeline: the last frame's time plus its duration).
     """
 
     def __init__(
@@ -213,6 +237,7 @@ class FileSource:
         self.decode_errors = 0
         self.truncated = False
         self.frames_out = 0
+        self.video_end: float | None = None
         self._warn = warn
         self._queue: queue.Queue[Frame | _End] = queue.Queue(maxsize=max(1, queue_size))
         self._stop = threading.Event()
@@ -310,24 +335,46 @@ class FileSource:
                 self._put(_End(error))
 
     def _decode_all(self, av) -> None:  # noqa: ANN001
-        vs = self.stream
-        tb = Fraction(vs.time_base)
         if self.start > 0:
-            target = int(self.start / tb) + (vs.start_time or 0)
+            vs = self.stream
+            target = int((self.info.origin + self.start) / Fraction(vs.time_base))
             try:
                 self.container.seek(target, stream=vs, backward=True, any_frame=False)
-            except av.error.FFmpegError:
-                # not seekable: decode from the beginning and drop frames before start
+                self._decode(av, seeked=True)
+                return
+            except (av.error.FFmpegError, _MissedStart):
+                # not seekable, or the seek landed past the start (files without an index, such as
+                # MPEG-TS, seek by byte position and may find no key frame before it): decode from
+                # the beginning and drop the frames before the start
                 self.container.close()
                 self.container = open_input(self.path)
-                self.stream = vs = self.container.streams[self.info.video_index]
+                self.stream = self.container.streams[self.info.video_index]
+        self._decode(av, seeked=False)
+
+    def _decode(self, av, seeked: bool) -> None:  # noqa: ANN001
+        """Decode from where the container stands; after a seek, raise _MissedStart when the first frame
+        lies after the start (nothing has been queued then)."""
+        vs = self.stream
+        tb = Fraction(vs.time_base)
         eps = float(tb) / 2
         stamps = FrameStamps(tb, self.info.rate, fallback_rotation=self.info.rotation)
-        stop_early = False
+        state = {"check_start": seeked}
+        order: PresentationOrder = PresentationOrder(self.info.reorders)
+        last_packet_pts: int | None = None
+
+        def emit_all(timed: list) -> bool:  # list[tuple[VideoFrame, int | None]]
+            return all(self._emit(vf, pts, tb, eps, state, stamps) for vf, pts in timed)
+
         try:
             for packet in self.container.demux(vs):
                 if self._stop.is_set():
                     return
+                if order.active and packet.pts is not None:
+                    # presentation times that go back in decode order are real ones: no repair needed
+                    if last_packet_pts is not None and packet.pts < last_packet_pts:
+                        if not emit_all(order.stop_reordering()):
+                            return
+                    last_packet_pts = packet.pts
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:
@@ -335,21 +382,23 @@ class FileSource:
                     self._decode_error(exc)
                     continue
                 for vf in frames:
-                    if not self._emit(vf, tb, eps, stamps):
-                        stop_early = True
-                        break
-                if stop_early:
-                    return
+                    if not emit_all(order.push(vf, vf.pts)):
+                        return
         except av.error.FFmpegError as exc:
+            if seeked and state["check_start"]:
+                raise _MissedStart from exc
             # a demuxer error mid-file: the file is truncated or damaged here; keep what we have
             self.truncated = True
             self._note(f"{self.path.name}: stopped reading at frame {self.frames_out}: {_short(exc)} (file truncated or damaged?)")
             try:
                 for vf in vs.codec_context.decode(None):
-                    if not self._emit(vf, tb, eps, stamps):
-                        break
+                    if not emit_all(order.push(vf, vf.pts)):
+                        return
             except av.error.FFmpegError:
                 pass
+        emit_all(order.flush())
+        if state["check_start"]:
+            raise _MissedStart  # the seek found nothing to decode
 
     def _decode_error(self, exc: BaseException) -> None:
         self.decode_errors += 1
@@ -358,10 +407,18 @@ class FileSource:
         elif self.decode_errors == 4:
             self._note(f"{self.path.name}: more decode errors follow; counting them quietly")
 
-    def _emit(self, vf, tb: Fraction, eps: float, stamps: "FrameStamps") -> bool:  # noqa: ANN001
-        """Convert and queue one decoded frame; False when the requested range has ended."""
-        pts = stamps.pts(vf)
-        t = float(pts * tb)
+    def _emit(self, vf, pts: int | None, tb: Fraction, eps: float, state: dict, stamps: "FrameStamps") -> bool:  # noqa: ANN001
+        """Convert and queue one decoded frame (presentation time ``pts``); False when the requested
+        range has ended."""
+        pts = stamps.pts(pts)
+        t_file = float(pts * tb)
+        frame_end = t_file + (float(vf.duration * tb) if vf.duration else float(stamps.step or 0) * float(tb))
+        self.video_end = frame_end if self.video_end is None else max(self.video_end, frame_end)
+        t = t_file - self.info.origin
+        if state["check_start"]:
+            if t > self.start + eps:
+                raise _MissedStart
+            state["check_start"] = False
         if t + eps < self.start:
             return True
         if self.end is not None and t + eps >= self.end:
@@ -374,12 +431,14 @@ class FileSource:
 
 
 class FrameStamps:
-    """Timestamps and upright pixels of one stream's decoded frames, in decoding order.
+    """Timestamps and upright pixels of one stream's decoded frames, in presentation order.
 
-    A frame without a timestamp (some AVI/raw streams) continues from the last one at the nominal rate.
-    The rotation is the first frame's display matrix unless ``rotation`` is given (frames decoded from
-    packets outside their container carry no display matrix: the cluster workers are told it). Shared
-    by ``FileSource`` and the cluster workers (realtime.cluster), so both see the same frames.
+    ``pts`` takes each frame's presentation time as the caller has it (the frame's own, or the one a
+    ``timestamps.PresentationOrder`` gave it back); a frame without one (some AVI/raw streams) continues
+    from the last one at the nominal rate. The rotation is the first frame's display matrix unless
+    ``rotation`` is given (frames decoded from packets outside their container carry no display matrix:
+    the cluster workers are told it). Shared by ``FileSource`` and the cluster workers
+    (realtime.cluster), so both see the same frames.
     """
 
     def __init__(self, time_base: Fraction, rate: Fraction | None, rotation: int | None = None,
@@ -390,10 +449,14 @@ class FrameStamps:
         self.fallback_rotation = fallback_rotation
         self._state: dict = {"last_pts": None, "step": None}
 
-    def pts(self, vf) -> int:  # noqa: ANN001 - av.VideoFrame
-        """The frame's pts in ``time_base`` (guessed when missing); advances the state."""
+    @property
+    def step(self) -> int | None:
+        """The last positive interval between two frames (``time_base`` units), once there is one."""
+        return self._state["step"]
+
+    def pts(self, pts: int | None) -> int:
+        """A frame's pts in ``time_base`` (guessed when None); advances the state."""
         state = self._state
-        pts = vf.pts
         if pts is None:
             pts = _guess_next_pts(state, self.time_base, self.rate)
         elif state["last_pts"] is not None:

@@ -13,6 +13,7 @@ onnxruntime is imported only here, so the rest of the package (and ``--help``) s
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import time
@@ -47,6 +48,10 @@ class ModelInfo:
     metadata: dict[str, str]
     border: int = 0  # mirrored margin added on every side before the network (modelmeta.BORDER)
     output_phases: int = 1  # 2: the output is 2×2 sub-pixel phases at half resolution (modelmeta.OUTPUT_PHASES)
+    # the styles the model holds, in the order of its ``style`` input (modelmeta.STYLE_NAMES); a file
+    # without that input (style_input False) holds the one style ``style_name``
+    style_names: tuple[str, ...] = ()
+    style_input: bool = False
 
     @property
     def scale(self) -> float:
@@ -83,6 +88,10 @@ def _parse_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _read_onnx_header(path: Path) -> None:
     """Refuse obviously wrong files with a clear message before ONNX Runtime produces a long one."""
     if not path.is_file():
@@ -97,17 +106,60 @@ def _read_onnx_header(path: Path) -> None:
 
 @functools.lru_cache(maxsize=1)
 def cuda_usable(probe_model: str) -> bool:
-    """Whether ONNX Runtime's CUDA provider really loads here: onnxruntime-gpu lists it even on a
-    machine without a GPU, so a session is built on ``probe_model`` (a small model) to find out.
-    Checked once per process."""
+    """Whether ONNX Runtime's CUDA provider really runs here: onnxruntime-gpu lists it even on a machine
+    without a GPU, and cuDNN loads (and a GPU too old for the build fails) only at the first run, so a
+    session is built on ``probe_model`` (a small model) and runs one tiny frame. Checked once per process."""
     import onnxruntime as ort
 
     if _CUDA not in ort.get_available_providers():
         return False
     try:
-        return Stylizer(probe_model, device="auto", lanes=1).device == "cuda"
+        stylizer = Stylizer(probe_model, device="auto", lanes=1)
+        if stylizer.device != "cuda":
+            return False
+        stylizer.stylize([np.zeros((16, 16, 3), np.uint8)])
+        return True
     except RealtimeError:
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_library_problem() -> str | None:
+    """Why ONNX Runtime's CUDA provider library cannot load here (its loader's message, which names the
+    missing library, e.g. ``libcublasLt.so.13: cannot open shared object file``), or None when it loads.
+    CUDA libraries installed from PyPI (the ``[gpu]`` extra) are found through ``onnxruntime.preload_dlls``.
+    ONNX Runtime itself only logs this and runs on the CPU instead."""
+    import ctypes
+    import contextlib
+    import io
+
+    import onnxruntime as ort
+
+    capi = Path(ort.__file__).parent / "capi"
+    provider = next(iter(sorted(capi.glob("libonnxruntime_providers_cuda.so*")) + sorted(capi.glob("onnxruntime_providers_cuda.dll"))), None)
+    if provider is None:
+        return "this onnxruntime build has no CUDA provider library"
+
+    def load() -> str | None:
+        try:
+            shared = next(iter(sorted(capi.glob("libonnxruntime_providers_shared.so*"))), None)
+            if shared is not None:
+                ctypes.CDLL(str(shared), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+            ctypes.CDLL(str(provider))
+            return None
+        except OSError as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    problem = load()
+    if problem is not None and hasattr(ort, "preload_dlls"):
+        # it prints what it cannot find to stdout, which is for --json: keep it quiet
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                ort.preload_dlls()
+            except Exception:  # noqa: BLE001 - a failed preload leaves the problem as found
+                pass
+        problem = load()
+    return problem
 
 
 def default_lanes(cores: int) -> int:
@@ -189,7 +241,9 @@ class Stylizer:
     """
 
     def __init__(self, model_path: str | os.PathLike[str], device: Device = "auto", threads: int | None = None,
-                 lanes: int | None = None) -> None:
+                 lanes: int | None = None, style: str | Sequence[float] | None = None) -> None:
+        """``style``: for a model of several styles, which one (a name, ``a:0.7,b:0.3``, or a vector of
+        weights; default its first); ``set_style`` changes it later without a new session."""
         import onnxruntime as ort  # kept local: only the stylizer needs it
 
         self.path = Path(model_path)
@@ -209,6 +263,17 @@ class Stylizer:
                 "--device cuda: this ONNX Runtime build has no CUDA provider "
                 f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
             )
+        self.fallback: str | None = None  # why "auto" runs on the CPU although it asked for CUDA
+        problem = cuda_library_problem() if want_cuda else None
+        if problem is not None:
+            if device == "cuda":
+                # libcuda comes with the NVIDIA driver, which no pip package provides
+                advice = ("no NVIDIA driver (R580 or newer) is installed" if "libcuda.so" in problem or "nvcuda" in problem
+                          else "install the [gpu] extra (see the README)")
+                raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider cannot load ({problem}); {advice}, "
+                                  "or use --device cpu")
+            want_cuda = False
+            self.fallback = f"CUDA is not usable ({problem})"
         providers: list[object] = [_CPU]
         if want_cuda:
             providers = [(_CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), _CPU]
@@ -221,9 +286,23 @@ class Stylizer:
                 ort.set_default_logger_severity(4)
             first_threads = cores if want_cuda or cpu_lanes == 1 else lane_threads(cores, cpu_lanes)
             opts = self._session_options(first_threads)
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+            try:
+                # no silent retry: ONNX Runtime's own fallback prints an "EP Error" banner to stdout
+                self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers,
+                                                    enable_fallback=0)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own types; the CPU retry tells model from provider
+                if not want_cuda:
+                    raise
+                text = _first_line(exc)
+                self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=[_CPU])
+                if device == "cuda":
+                    raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider failed to start ({text[:300]}); "
+                                      "use --device cpu") from None
+                self.fallback = f"the CUDA provider failed to start ({text[:300]})"
+        except DeviceError:
+            raise
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...)
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = _first_line(exc)
             if "protobuf" in text.lower() or "INVALID_PROTOBUF" in text or "Load model" in text:
                 raise ModelError(f"{self.path} is not a valid ONNX model ({text[:200]})") from exc
             raise ModelError(f"cannot load model {self.path}: {text[:300]}") from exc
@@ -239,10 +318,13 @@ class Stylizer:
             )
         self.device: str = "cuda" if self.provider == _CUDA else "cpu"
         # "auto" asked for CUDA and ORT fell back silently: say so, users expect the GPU otherwise
-        self.fallback: str | None = (
-            "the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)" if want_cuda and self.device == "cpu" else None
-        )
+        if want_cuda and self.device == "cpu" and self.fallback is None:
+            self.fallback = "the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)"
         self.info: ModelInfo = self._read_metadata()
+        self.style_vector: np.ndarray = np.zeros(len(self.info.style_names), np.float32)
+        self.style_vector[0] = 1.0
+        if style is not None:
+            self.set_style(style)
         self.times = StageTimes()
         self._warm_shapes: set[tuple[int, int, int]] = set()
         # Lanes: sessions that run consecutive batches side by side (CPU only; CUDA keeps one stream).
@@ -277,12 +359,48 @@ class Stylizer:
 
     # ---------------------------------------------------------------- metadata and signature
 
+    # ---------------------------------------------------------------- styles
+
+    def set_style(self, style: str | Sequence[float] | np.ndarray) -> np.ndarray:
+        """Pick the style of the next batches: a name, a blend ``a:0.7,b:0.3`` (relative weights), or a
+        vector of one weight per style (``info.style_names``). The same session runs every style, so
+        this is instant. A ModelError (one line) for an unknown name, a wrong length or a negative
+        weight. Returns the vector (normalised to sum 1)."""
+        names = self.info.style_names
+        try:
+            if isinstance(style, str):
+                vector = modelmeta.style_vector(style, names)
+            else:
+                vector = modelmeta.check_style_vector(style, len(names))
+        except ValueError as exc:
+            raise ModelError(f"{self.path.name}: {exc}") from None
+        self.style_vector = vector
+        return vector
+
+    def style_description(self) -> str:
+        """The current style for people: its name, or the blend's parts."""
+        parts = [(n, float(w)) for n, w in zip(self.info.style_names, self.style_vector) if w > 0]
+        if len(parts) == 1:
+            return parts[0][0]
+        return ",".join(f"{n}:{w:.2f}" for n, w in parts)
+
+    def _feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.info.style_input:
+            return {modelmeta.INPUT_NAME: x}
+        # a copy: a batch in flight keeps the style it was submitted with
+        return {modelmeta.INPUT_NAME: x, modelmeta.STYLE_INPUT: self.style_vector.copy()}
+
+    # ---------------------------------------------------------------- metadata and signature
+
     def _read_metadata(self) -> ModelInfo:
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
-        if len(inputs) != 1 or inputs[0].name != modelmeta.INPUT_NAME:
+        extra = [i for i in inputs if i.name != modelmeta.INPUT_NAME]
+        style_input = [i for i in extra if i.name == modelmeta.STYLE_INPUT]
+        if inputs[0].name != modelmeta.INPUT_NAME or len(extra) != len(style_input) or len(inputs) > 2:
             names = ", ".join(i.name for i in inputs)
-            raise ModelError(f"{self.path.name}: expected one input named {modelmeta.INPUT_NAME!r}, found: {names}")
+            raise ModelError(f"{self.path.name}: expected an input named {modelmeta.INPUT_NAME!r} (and perhaps "
+                             f"{modelmeta.STYLE_INPUT!r}), found: {names}")
         if not outputs or outputs[0].name != modelmeta.OUTPUT_NAME:
             names = ", ".join(o.name for o in outputs)
             raise ModelError(f"{self.path.name}: expected an output named {modelmeta.OUTPUT_NAME!r}, found: {names}")
@@ -318,7 +436,20 @@ class Stylizer:
         phases = get(modelmeta.OUTPUT_PHASES)
         if phases not in ("1", "2") or (phases == "2" and multiple % 2):
             raise ModelError(f"{self.path.name}: output_phases {phases!r} is not supported (1, or 2 with an even size_multiple)")
+        style_name = meta.get(modelmeta.STYLE_NAME) or self.path.stem
+        style_names: tuple[str, ...] = (style_name,)
+        if style_input:
+            shape = style_input[0].shape
+            try:
+                style_names = tuple(str(n) for n in json.loads(meta[modelmeta.STYLE_NAMES]))
+            except (KeyError, ValueError, TypeError):
+                raise ModelError(f"{self.path.name}: has a style input but no valid {modelmeta.STYLE_NAMES} metadata") from None
+            if style_input[0].type != "tensor(float)" or len(shape) != 1 or shape[0] != len(style_names) or not style_names:
+                raise ModelError(f"{self.path.name}: style input {style_input[0].type} {shape} does not match its "
+                                 f"{len(style_names)} style names")
         return ModelInfo(
+            style_names=style_names,
+            style_input=bool(style_input),
             border=border,
             style_name=meta.get(modelmeta.STYLE_NAME) or self.path.stem,
             input_range=_parse_range(get(modelmeta.INPUT_RANGE)),
@@ -406,13 +537,18 @@ class Stylizer:
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """One inference call on a prepared NCHW float32 batch, waited for (IO binding on CUDA)."""
+        feeds = self._feeds(x)
         if self.device == "cuda":
             io = self.session.io_binding()
-            io.bind_cpu_input(modelmeta.INPUT_NAME, x)
+            for name, value in feeds.items():
+                io.bind_cpu_input(name, value)
             io.bind_output(modelmeta.OUTPUT_NAME, "cuda")
-            self.session.run_with_iobinding(io)
+            try:
+                self.session.run_with_iobinding(io)
+            except Exception as exc:  # noqa: BLE001 - out of memory, cuDNN status, ...: one line for the user
+                raise ModelError(f"{self.path.name}: inference failed on CUDA: {_first_line(exc)[:300]}") from None
             return io.copy_outputs_to_cpu()[0]
-        return self.session.run([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x})[0]
+        return self.session.run([modelmeta.OUTPUT_NAME], feeds)[0]
 
     def warmup(self, height: int, width: int, batch: int = 1) -> float:
         """Run once at this frame size on every lane, so allocation / kernel selection is not billed to
@@ -489,7 +625,7 @@ class Stylizer:
     def _start(self, lane: int, x: np.ndarray, job: PendingFrames) -> PendingFrames:
         # ONNX Runtime runs this on a thread of the lane session's own pool and calls back from there
         session = self._sessions[lane]
-        session.run_async([modelmeta.OUTPUT_NAME], {modelmeta.INPUT_NAME: x}, job._complete, None)  # type: ignore[attr-defined]
+        session.run_async([modelmeta.OUTPUT_NAME], self._feeds(x), job._complete, None)  # type: ignore[attr-defined]
         return job
 
     def wait_idle(self) -> None:
@@ -515,5 +651,5 @@ class Stylizer:
 
     def describe(self) -> str:
         """One line for the user: which style on which device."""
-        text = f"style {self.info.style_name!r} on {self.device.upper()} ({self.provider})"
+        text = f"style {self.style_description()!r} on {self.device.upper()} ({self.provider})"
         return f"{text}; {self.fallback}" if self.fallback else text

@@ -132,10 +132,14 @@ def flow_validity(flow: np.ndarray, reverse: np.ndarray, pixel_scale: float = 1.
     consistent = mag_rt * s2 <= 0.01 * s2 * (mag_f + _sq_norm(rev_at)) + round_trip_tolerance
 
     # Forward differences, as in Lai et al.'s reference code; the last row/column get zero gradient
-    # (a zero border added by OpenCV: cheaper than numpy's zeros and slice assignments).
-    grad_x = cv2.copyMakeBorder(_sq_norm(cv2.subtract(flow[:, 1:], flow[:, :-1])), 0, 0, 0, 1, cv2.BORDER_CONSTANT, value=0)
-    grad_y = cv2.copyMakeBorder(_sq_norm(cv2.subtract(flow[1:], flow[:-1])), 0, 1, 0, 0, cv2.BORDER_CONSTANT, value=0)
-    smooth = cv2.add(grad_x, grad_y) <= 0.01 * s2 * mag_f + 0.002
+    # (a zero border added by OpenCV: cheaper than numpy's zeros and slice assignments). A frame one
+    # pixel wide or high has no difference along that side.
+    grad = np.zeros((h, w), np.float32)
+    if w > 1:
+        grad = cv2.copyMakeBorder(_sq_norm(cv2.subtract(flow[:, 1:], flow[:, :-1])), 0, 0, 0, 1, cv2.BORDER_CONSTANT, value=0)
+    if h > 1:
+        grad = cv2.add(grad, cv2.copyMakeBorder(_sq_norm(cv2.subtract(flow[1:], flow[:-1])), 0, 1, 0, 0, cv2.BORDER_CONSTANT, value=0))
+    smooth = grad <= 0.01 * s2 * mag_f + 0.002
 
     inside = cv2.inRange(coords, (0.0, 0.0), (w - 1.0, h - 1.0)) > 0
     return consistent & smooth & inside
@@ -272,6 +276,13 @@ _PRESETS = {
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
 
+# DIS (OpenCV 5.0) raises on images with a side under 12 pixels and crashes the process (segmentation
+# fault) on wide images less than 32 pixels high, e.g. 300×16 with the FAST preset or 300×12 with
+# MEDIUM; from 32 up both presets ran on every size we tried (32..64 × 32..330 pixels, random content).
+# Smaller frames, such as a thin strip or a 1×1 video, are padded to this by repeating their edge, and
+# the flow is cropped back.
+_MIN_FLOW_SIDE = 32
+
 
 class FlowSmoother:
     """Motion-compensated blending: out = a·warp(previous out) + (1 − a)·stylized with a per-pixel
@@ -347,6 +358,15 @@ class FlowSmoother:
         size = (max(8, round(w * k)), max(8, round(h * k)))
         return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), (w / size[0], h / size[1])
 
+    def _flow(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """DIS flow from ``source`` to ``target`` (grey, same size), padded first when too small for DIS."""
+        h, w = source.shape
+        pad_h, pad_w = max(0, _MIN_FLOW_SIDE - h), max(0, _MIN_FLOW_SIDE - w)
+        if not (pad_h or pad_w):
+            return self._dis.calc(source, target, None)
+        source, target = (cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for g in (source, target))
+        return np.ascontiguousarray(self._dis.calc(source, target, None)[:h, :w])
+
     def _restart(self, grey: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         self._prev_grey, self._prev_out = grey, stylized.copy()
         self.last_weight = None
@@ -363,8 +383,8 @@ class FlowSmoother:
             return self._restart(grey, stylized)
 
         # Warping flow current → previous, and the reverse for the consistency check.
-        to_prev = self._dis.calc(grey, self._prev_grey, None)
-        to_cur = self._dis.calc(self._prev_grey, grey, None)
+        to_prev = self._flow(grey, self._prev_grey)
+        to_cur = self._flow(self._prev_grey, grey)
         geometric = flow_validity(to_prev, to_cur, pixel_scale=max(scale), round_trip_tolerance=self.round_trip_tolerance)
         # Brightness constancy as well: where the warped previous input does not look like the current
         # input, the warped previous output cannot be right either. The mean difference is taken out so

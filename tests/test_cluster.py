@@ -283,3 +283,29 @@ def test_flow_smoothing_is_as_steady_at_segment_boundaries_as_inside(ray_cluster
     # the measure sees a boundary: without the warm-up the smoother starts afresh there, and it shows
     cold_boundary, cold_inside = ratios(0)
     assert cold_boundary > cold_inside + 0.2, (cold_boundary, cold_inside)
+
+
+@pytest.mark.slow
+def test_cluster_keeps_a_single_runs_timing_and_streams(ray_cluster, run_cli, tmp_path: Path, references) -> None:
+    # A recording that starts at 10 s whose container stored B-frames' decode times as presentation
+    # times (sources.FileSource repairs both; so must each worker), and a Matroska file with subtitles
+    # and a font (copied by remux.StreamCopier, as in a single run).
+    from media import make_clip_with_streams, make_video, subtitle_lines
+
+    late = tmp_path / "late.mp4"
+    make_video(late, size=(64, 48), frames=40, audio="aac", gop=8, start=10.0, bframes=2, pts_from_dts=True)
+    subbed = tmp_path / "subbed.mkv"
+    make_clip_with_streams(subbed, subtitles=("subrip",), font=True)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(late, subbed, "-o", out, "--cluster", "--workers", "2", "--threads", "1",
+                                "--segment-seconds", "0.2", "--json", *LOSSLESS)
+    assert code == 0, err
+    results = json.loads(stdout)["inputs"]
+    assert results[0]["segments"] >= 3 and results[0]["frames"] == 40
+    reference = references(late)
+    assert probe(reference).times[0] == 0.0  # the single run counts from the file's origin
+    assert_same_output(reference, out / "late.mp4")
+    assert_same_output(references(subbed), out / "subbed.mkv")
+    assert subtitle_lines(out / "subbed.mkv") == subtitle_lines(references(subbed)) != [[]]
+    with av.open(str(out / "subbed.mkv")) as c:
+        assert len(c.streams.attachments) == 1

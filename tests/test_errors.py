@@ -151,6 +151,23 @@ def test_usage_error_exits_2(run_cli, work) -> None:
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize("args,expect", [
+    (["--duration", "nan"], "not a time: 'nan'"),
+    (["--duration", "inf"], "not a time: 'inf'"),
+    (["--duration", "1e400"], "not a time"),
+    (["--start", "nan"], "not a time: 'nan'"),
+    (["--start", "0:nan"], "not a time"),
+    (["--strength", "nan"], "not a finite number: 'nan'"),
+])
+def test_times_and_numbers_that_are_not_finite_are_usage_errors(run_cli, work, args: list[str], expect: str) -> None:
+    inp, out, clip = work
+    before = snapshot(out)
+    code, _, err = run_cli(clip, out / "o.mp4", *args)
+    assert code == 2 and err.count("\n") == 1, err  # one line, no usage block
+    assert "restyle-video: error: argument" in err and expect in err and "Traceback" not in err
+    assert snapshot(out) == before
+
+
 def test_truncated_file_gives_what_decodes(run_cli, tmp_path: Path) -> None:
     full = tmp_path / "full.mkv"  # Matroska streams: a cut file still opens, like an interrupted recording
     make_video(full, frames=50, audio="aac")
@@ -269,6 +286,8 @@ def test_subprocess_error_has_no_traceback(work) -> None:
     (["--codec", "aac"], "not a video encoder"),
     (["--pix-fmt", "nope"], "unknown pixel format 'nope'"),
     (["--codec", "mpeg4", "--crf", "5"], "--crf applies to"),
+    (["--crf", "99"], "outside libx264's range 0..51"),  # x264 would clamp it to 51 without a word
+    (["--crf", "nan"], "outside libx264's range 0..51"),
 ])
 def test_bad_encoder_settings_fail_before_work(run_cli, work, args: list[str], expect: str) -> None:
     inp, out, clip = work

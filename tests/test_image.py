@@ -408,6 +408,22 @@ def test_bad_single_inputs(tmp_path: Path, run, tiny_model: Path) -> None:
     one_line_error(code, err, "--optimize", exit_code=2)
 
 
+def test_corrupt_png_gives_our_line_only(tmp_path: Path, tiny_model: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # OpenCV's log ("[ERROR:0@0.2] ... IHDR chunk shall be first") and libpng ("libpng error: IHDR: CRC
+    # error") wrote to file descriptor 2 before our message: capfd sees what reaches the descriptor
+    good = save(tmp_path / "good.png", photo()).read_bytes()
+    bad_header = tmp_path / "bad_header.png"
+    bad_header.write_bytes(good[:12] + b"XXXX" + good[16:])  # the first chunk is not IHDR
+    bad_crc = tmp_path / "bad_crc.png"
+    bad_crc.write_bytes(good[:16] + b"\xff" * 8 + good[24:])  # width and height changed, CRC not
+    for bad, why in ((bad_header, "corrupt, or not PNG/JPEG/WebP/BMP/TIFF"), (bad_crc, "libpng error: IHDR: CRC error")):
+        code = restyle_image_main([str(bad), str(tmp_path / "o.png"), "--style", str(tiny_model), "-q"])
+        err = capfd.readouterr().err
+        assert err.splitlines() == [f"{PROG}: error: {bad} is not an image OpenCV can read ({why})"], err
+        assert code == 1
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_interrupt_leaves_complete_outputs_only(tmp_path: Path, run, tiny_model: Path, monkeypatch) -> None:
     from realtime.stylizer import Stylizer
 

@@ -100,6 +100,26 @@ def test_odd_size_exact_with_444(clips, run_cli, tmp_path: Path) -> None:
     assert_same_video(a, b)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 40), (41, 1)])
+def test_one_pixel_side_exact_with_444_and_no_warning(clips, run_cli, tmp_path: Path, size: tuple[int, int]) -> None:
+    src = clips(f"px{size[0]}x{size[1]}.mkv", size=size, frames=4, pix_fmt="yuv444p")
+    out = tmp_path / "o.mp4"
+    code, _, err = run_cli(src, out, "--quiet", "--pix-fmt", "yuv444p")
+    assert code == 0, err
+    assert "warning" not in err
+    assert_same_video(probe(src, audio=False), probe(out, audio=False))
+
+
+@pytest.mark.parametrize("mode", ["flow", "flow-hq"])
+@pytest.mark.parametrize("size", [(2000, 16), (1, 1)])
+def test_flow_smoothing_on_a_thin_or_tiny_video(clips, run_cli, tmp_path: Path, mode: str, size: tuple[int, int]) -> None:
+    src = clips(f"thin{size[0]}x{size[1]}.mkv", size=size, frames=6, pix_fmt="yuv444p")
+    out = tmp_path / "o.mkv"
+    code, _, err = run_cli(src, out, "--quiet", "--pix-fmt", "yuv444p", "--smooth", mode)
+    assert code == 0 and "Traceback" not in err, err
+    assert_same_video(probe(src, audio=False), probe(out, audio=False))
+
+
 def test_odd_size_in_420_is_padded_by_one_with_a_warning(clips, run_cli, tmp_path: Path) -> None:
     # 4:2:0 cannot store an odd side (H.264 crops in 2-pixel steps): we pad one edge row/column and say so
     src = clips("odd.mp4", size=(641, 361), frames=5, pix_fmt="yuv444p")

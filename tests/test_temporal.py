@@ -206,6 +206,18 @@ def test_flow_ghosts_less_than_blend_at_the_same_strength(panning):
     assert ghost_flow < 0.3 * ghost_blend, (ghost_flow, ghost_blend)
 
 
+@pytest.mark.parametrize("mode", ["flow", "flow-hq"])
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 64), (64, 1), (8, 8), (16, 2000), (2000, 16), (24, 300), (2, 300)])
+def test_flow_smoothing_takes_frames_too_small_or_too_thin_for_dis(mode, h, w):
+    # DIS raises below 12 pixels a side and crashed the process on wide frames under 32 pixels high;
+    # the resize to the flow resolution refused 2000×16
+    canvas = texture(h + 4, w + 8, seed=3)
+    frames = pan(canvas, 4, h, w, dx=2, dy=1)
+    smoother = make_smoother(mode)
+    out = run(smoother, frames, shimmer(frames, seed=4))
+    assert [o.shape for o in out] == [f.shape for f in frames]
+
+
 def test_smoother_rejects_mismatched_sizes():
     with pytest.raises(ValueError):
         make_smoother("flow").process(texture(20, 30, 1), texture(20, 32, 1))

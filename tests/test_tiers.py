@@ -272,10 +272,10 @@ def test_fast_network_without_residual_norm() -> None:
     """``residual_norm=False`` leaves the residual blocks without instance norm (the encoder and decoder
     keep theirs), and its export form is still the same function."""
     from realtime.modelmeta import phases_to_image
-    from realtime.train.model import build_model
+    from realtime.train.model import build_model, style_norms
 
     lean, plain = build_model("fast", 16, 2, residual_norm=False), build_model("fast", 16, 2)
-    norms = lambda m: sum(isinstance(x, torch.nn.InstanceNorm2d) for x in m.modules())  # noqa: E731
+    norms = lambda m: len(style_norms(m))  # noqa: E731
     assert norms(lean.residuals) == 0 and norms(plain.residuals) == 2
     assert norms(lean) == norms(plain) - 2 == 3
     lean.eval()

@@ -101,6 +101,61 @@ def test_resume_continues_with_identical_state(data, random_vgg, tmp_path):
         assert torch.allclose(result.model.state_dict()[k], v, atol=1e-6), k
 
 
+class _Payload:
+    """What a crafted checkpoint can carry: unpickling it calls open(marker, "w"), i.e. runs code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("option", ["--resume", "--init"])
+def test_a_checkpoint_that_carries_code_is_refused_without_running_it(data, random_vgg, tmp_path, capsys, option):
+    from realtime.train.cli import main
+
+    marker = tmp_path / "payload-ran"
+    crafted = tmp_path / "shared.pt"
+    # a real checkpoint's contents, plus the payload
+    trainer = Trainer(_config(data, tmp_path / "src", iterations=1), vgg=random_vgg, progress=lambda s: None)
+    trainer.run()
+    state = torch.load(tmp_path / "src" / "tiny" / CHECKPOINT_NAME, weights_only=True)
+    state["extra"] = _Payload(marker)
+    torch.save(state, crafted)
+
+    config = _config(data, tmp_path / "run", init=str(crafted) if option == "--init" else "")
+    with pytest.raises(DataError) as raised:
+        Trainer(config, resume=crafted if option == "--resume" else None, vgg=random_vgg, progress=lambda s: None)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{option} {crafted}: refused"), message
+    assert not marker.exists()
+    # and through the command line: one line, exit 1
+    argv = [option, str(crafted)]
+    if option == "--init":
+        argv += ["--style-image", str(data["style"]), "--data", str(data["photos"]), "--out", str(tmp_path / "cli")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if ln.strip()] == [f"restyle-train: error: {message}"], err
+    assert not marker.exists()
+
+
+def test_checkpoints_load_without_unpickling_code_and_damaged_ones_are_one_line(data, random_vgg, tmp_path):
+    from realtime.train.trainer import load_checkpoint
+
+    Trainer(_config(data, tmp_path, iterations=1), vgg=random_vgg, progress=lambda s: None).run()
+    ckpt = tmp_path / "tiny" / CHECKPOINT_NAME
+    state = load_checkpoint(ckpt, "--resume")  # settings and both RNG states pass weights_only=True
+    assert state["iteration"] == 1 and state["config"]["iterations"] == 1
+    assert isinstance(state["python_rng"], tuple) and state["torch_rng"].dtype == torch.uint8
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(ckpt.read_bytes()[:200])
+    for bad in (damaged, tmp_path / "tiny" / "losses.csv"):
+        with pytest.raises(DataError, match="is not a checkpoint that can be read") as raised:
+            load_checkpoint(bad, "--resume")
+        assert "\n" not in str(raised.value)
+
+
 def test_ctrl_c_writes_checkpoint(data, random_vgg, tmp_path):
     calls = []
 
@@ -137,7 +192,7 @@ def test_export_roundtrip_and_metadata(tmp_path):
         x = np.random.default_rng(1).random((2, 3, h, w), dtype=np.float32)
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).clamp(0, 1).numpy()
-        got = sess.run(None, {"input": x})[0]
+        got = sess.run(None, {"input": x, "style": np.ones(1, np.float32)})[0]  # a single style: N = 1
         assert got.shape == (2, 3, h, w)
         assert np.abs(got - ref).max() <= VERIFY_BOUND
     assert not list(tmp_path.glob("*.tmp"))
@@ -290,3 +345,31 @@ def test_temporal_loss_makes_the_network_steadier_under_motion(data, random_vgg,
     assert steady < 0.6 * plain, (plain, steady)
     # ... and not by giving up on the picture: a constant output would be perfectly steady
     assert steady_spread > 0.5 * plain_spread, (plain_spread, steady_spread)
+
+
+def test_sigterm_stops_training_with_a_checkpoint_and_one_line(data, random_vgg, tmp_path, monkeypatch, capsys):
+    """A scheduler's stop (SIGTERM) is Ctrl+C: the run writes its checkpoint, says so in one line, exits 143."""
+    import signal
+
+    from realtime.train import trainer as trainer_module
+    from realtime.train.cli import main
+
+    monkeypatch.setattr(trainer_module, "load_vgg", lambda *a, **k: random_vgg)
+    real_step, steps = Trainer.step, []
+
+    def step(self):  # noqa: ANN001, ANN202
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    code = main(["--style-image", str(data["style"]), "--data", str(data["photos"]), "--out", str(tmp_path), "--name", "t",
+                 "--width", "8", "--depth", "1", "--iterations", "50", "--batch", "1", "--crop", "32", "--style-size", "64",
+                 "--precision", "fp32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in err[-1] and "checkpoint saved" in err[-1] and "Traceback" not in "\n".join(err)
+    saved = torch.load(tmp_path / "t" / CHECKPOINT_NAME, weights_only=True)
+    assert 2 <= saved["iteration"] < 50
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run

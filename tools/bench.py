@@ -5,6 +5,7 @@
     python tools/bench.py --style great_wave --sizes 640x360 1280x720
     python tools/bench.py --no-peer --tiers fast   # skip the peer (and its environment)
     python tools/bench.py --stand-in               # random-weight full and fast networks instead of trained ones
+    python tools/bench.py --tiers --models a.onnx b.onnx@starry_night   # model files side by side (no tiers)
 
 For each frame size the clip (default diver.mov from ../shared/data/videos) is scaled to that size once,
 then for each engine:
@@ -136,7 +137,7 @@ def model_only(stylizer, image, runs: int) -> list[float]:  # noqa: ANN001
     return per_run
 
 
-def ours_e2e(clip: Path, model: Path, device: str, out_dir: Path) -> dict[str, float]:
+def ours_e2e(clip: Path, model: Path | str, device: str, out_dir: Path) -> dict[str, float]:
     out = out_dir / (clip.stem + "_ours.mp4")
     cmd = [sys.executable, "-m", "realtime.cli", str(clip), str(out), "--style", str(model), "--json", "--quiet",
            "--overwrite", "--device", device]
@@ -199,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--style", help="style name (default: the zoo default); both tiers of it are measured")
     p.add_argument("--stand-in", action="store_true", help="random-weight full and fast networks instead")
-    p.add_argument("--tiers", nargs="+", default=["full", "fast"], choices=["full", "fast"])
+    p.add_argument("--tiers", nargs="*", default=["full", "fast"], choices=["full", "fast"])
+    p.add_argument("--models", nargs="*", default=[], metavar="FILE.onnx[@STYLE]",
+                   help="model files to measure beside the tiers (e.g. a single-style file and the same weights in "
+                        "a multi-style file, to see what the style input costs)")
     p.add_argument("--clip", type=Path, default=DEFAULT_VIDEOS / "diver.mov")
     p.add_argument("--sizes", nargs="+", type=parse_size, default=[(640, 360), (640, 480)], metavar="WxH")
     p.add_argument("--runs", type=int, default=10, help="timed model-only calls, before and after the e2e run each")
@@ -233,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                 if style.tier != tier:
                     print(f"warning: {style.name} has no {tier} tier; measuring {style.path}", file=sys.stderr)
             models = {t: s.path for t, s in styles.items()}
-        stylizers = {t: Stylizer(models[t], device=args.device) for t in args.tiers}
+        mixes = {t: "" for t in models}
+        for spec in args.models:
+            try:
+                style = resolve_style(spec)
+            except RealtimeError as exc:
+                raise SystemExit(f"bench: {exc}") from None
+            label = Path(spec).name
+            models[label], mixes[label] = style.path, style.mix
+        stylizers = {t: Stylizer(models[t], device=args.device, style=mixes[t] or None) for t in models}
         peer = None if args.no_peer else peer_python(args.peer_env)
         print(f"clip {args.clip.name}, first {args.seconds:g} s; {cpu_count()} cores; device {args.device}; "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
@@ -244,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             clip = scaled_clip(args.clip, (w, h), args.seconds, tmp / f"clip_{w}x{h}.mp4")
             image = first_frame(clip)
             frames = None
-            for engine in [*args.tiers, *([] if peer is None else ["peer"])]:
+            for engine in [*models, *([] if peer is None else ["peer"])]:
                 if engine == "peer":
                     before = peer_model_only(peer, image, args.runs, tmp)
                     e2e = peer_e2e(peer, clip, frames or 0, max(w, h), tmp)
@@ -252,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                     label = f"{PEER} style {PEER_STYLE}"
                 else:
                     before = model_only(stylizers[engine], image, args.runs)
-                    e2e = ours_e2e(clip, models[engine], args.device, tmp)
+                    spec = f"{models[engine]}@{mixes[engine]}" if mixes[engine] else str(models[engine])
+                    e2e = ours_e2e(clip, spec, args.device, tmp)
                     frames = e2e["frames"]
                     after = model_only(stylizers[engine], image, args.runs)
                     label = f"realtime {engine}"

@@ -37,9 +37,9 @@ def finished_stage(checkpoint: Path, iterations: int) -> dict | None:
     """The stage record of a run whose checkpoint reached ``iterations``, else None."""
     if not checkpoint.is_file():
         return None
-    import torch
+    from realtime.train.trainer import load_checkpoint
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint, "a stage's checkpoint")
     if state["iteration"] < iterations:
         return None
     history = state.get("history") or [{}]
@@ -81,11 +81,15 @@ def main() -> int:
         for i, overrides in enumerate(stages):
             settings.update(overrides)
             cfg = TrainConfig.from_dict(dict(settings))
-            cfg.style_image = str(Path(a.styles) / cfg.style_image)
+            # a multi-style config lists its paintings in "styles" (one network, conditional norms)
+            cfg.style_image = str(Path(a.styles) / cfg.style_image) if cfg.style_image else ""
+            cfg.styles = [str(Path(a.styles) / s) for s in cfg.styles]
             cfg.data, cfg.val = a.data, a.val
             cfg.out = a.out if len(stages) == 1 else str(Path(a.out) / f"stage{i + 1}")
             if cfg.teacher and not Path(cfg.teacher).is_absolute():
                 cfg.teacher = str(ROOT / cfg.teacher)
+            if cfg.init and not Path(cfg.init).is_absolute():
+                cfg.init = str(ROOT / cfg.init)
             if previous is not None:
                 cfg.init = str(previous)
             if a.iterations:
@@ -115,10 +119,12 @@ def main() -> int:
             if record["files"][key]:
                 shutil.copy2(result.run_dir / record["files"][key], trained / record["files"][key])
         (trained / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-        ev = record["evaluation_val_512px"]
-        print(f"== {name}: done in {record.get('wall_time_s_all_stages', record['wall_time_s']) / 60:.1f} min; "
-              f"val style {ev['model']['style_distance']:.4g} (input {ev['input']['style_distance']:.4g}), "
-              f"content {ev['model']['content_distance']:.4g}", flush=True)
+        minutes = record.get('wall_time_s_all_stages', record['wall_time_s']) / 60
+        for entry in record["styles"]:
+            ev = entry.get("evaluation_val_512px") or {}
+            if ev:
+                print(f"== {name}/{entry['name']}: done in {minutes:.1f} min; val style {ev['model']['style_distance']:.4g} "
+                      f"(input {ev['input']['style_distance']:.4g}), content {ev['model']['content_distance']:.4g}", flush=True)
     if a.default:
         zoo = Path(a.trained if a.tier == "full" else ROOT / "trained") / "zoo.json"
         data = json.loads(zoo.read_text()) if zoo.is_file() else {}

@@ -102,7 +102,7 @@ def driver_work(clip: Path, restyled: Path, segment_seconds: float, tmp: Path) -
     c1 = cpu()
     shipped = sum(len(pickle.dumps(seg, protocol=5)) for seg in read_segments(clip, 0, plans, info))
     c2 = cpu()
-    joiner = SegmentJoiner(tmp / "joined.mp4", audio_from=clip, overwrite=True)
+    joiner = SegmentJoiner(tmp / "joined.mp4", streams_from=clip, video_index=info.video_index, origin=info.origin, overwrite=True)
     joiner.add(restyled.read_bytes())
     joiner.close()
     c3 = cpu()

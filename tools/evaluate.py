@@ -5,8 +5,8 @@ files through the runtime stylizer, i.e. exactly what users get.
 
     python tools/evaluate.py [MODEL ...] [--photos DIR] [--styles DIR] [--opt-photos 1] [--opt-iterations 300]
 
-MODEL is a zoo name (every installed tier of it) or an .onnx path; default: the whole zoo, both tiers where
-installed. A model's painting is found in --styles by the file name its training record gives
+MODEL is a zoo name (every installed tier of it) or an .onnx path (every style of a multi-style file, or
+FILE.onnx@name for one); default: the whole zoo, both tiers where installed. A model's painting is found in --styles by the file name its training record gives
 (``style_image``), and its Gram targets use the record's ``settings.style_size``.
 
 The optimisation is slow on a CPU (one L-BFGS iteration is a VGG16 forward and backward pass at
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime.errors import RealtimeError  # noqa: E402
-from realtime.models import Style, list_styles, resolve_style, tiers_of  # noqa: E402
+from realtime.models import Style, list_styles, resolve_style, styles_in_record, tiers_of  # noqa: E402
 from realtime.stylizer import Stylizer  # noqa: E402
 from realtime.train.evaluate import (EVAL_LONG_SIDE, evaluate_photos, load_style_grams,  # noqa: E402
                                      optimization_method, summarise)
@@ -64,7 +64,10 @@ def _styles(specs: list[str]) -> list[Style]:
     out = []
     for spec in specs:
         first = resolve_style(spec)
-        out += [first] if first.origin == "file" else [resolve_style(spec, t) for t in tiers_of(spec)]
+        if first.origin == "file" and not first.mix and styles_in_record(first.path):
+            out += [resolve_style(f"{first.path}@{name}") for name in styles_in_record(first.path)]
+        else:
+            out += [first] if first.origin == "file" else [resolve_style(spec, t) for t in tiers_of(spec)]
     return out
 
 
@@ -76,6 +79,10 @@ def group_by_painting(styles: list[Style], styles_dir: Path) -> dict[str, Painti
         record = _record(style)
         settings = record.get("settings", {})
         name = record.get("style_image") or Path(settings.get("style_image") or f"{style.name}.jpg").name
+        inside = next((e for e in record.get("styles") or [] if style.mix and e.get("name") == style.mix), None)
+        if inside is not None:  # one style of a multi-style model: its own painting and stroke scale
+            name = inside.get("style_image") or name
+            settings = {**settings, "style_size": inside.get("style_size", settings.get("style_size", 384))}
         group = groups.setdefault(name, Painting(styles_dir / name))
         group.models.append(style)
         if settings.get("style_weight", 0) > 0 and (not group.settings or style.tier == "full"):
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         grams = load_style_grams(vgg, group.image, int(settings.get("style_size", 384)))
         row(name, "input", "", evaluate_photos(vgg, lambda x: x, photos, grams, a.long_side))
         for style in group.models:
-            stylizer = Stylizer(style.path, device=a.device)
+            stylizer = Stylizer(style.path, device=a.device, style=style.mix or None)
 
             def run(x: torch.Tensor) -> torch.Tensor:
                 out = stylizer.stylize([to_uint8(x)])[0]

@@ -168,7 +168,8 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
         raise RealtimeError("--batch must be at least 1 and --strength between 0 and 1")
     opts.encoder.validate()
     smoother_for(opts.smooth, opts.smooth_strength)  # a mode this build cannot run fails here, not on a worker
-    resolve_style_for_device(opts.style, opts.tier, "cpu")  # an unknown style fails before Ray starts
+    # an unknown style fails before Ray starts; a style inside a multi-style model (or a blend) is its mix
+    mix = resolve_style_for_device(opts.style, opts.tier, "cpu").mix or None
 
     def model_for(device: str) -> Path:
         # --tier auto: the full tier where the workers have GPUs, the fast one on their CPUs (this machine
@@ -181,7 +182,7 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
         check_paths(job.input, job.output, job.overwrite)
 
     cluster = ClusterOptions(address=args.cluster or None, workers=args.workers, threads=opts.threads, lanes=opts.lanes,
-                             device=opts.device, segment_seconds=args.segment_seconds)
+                             device=opts.device, segment_seconds=args.segment_seconds, style=mix)
     settings = SegmentSettings(suffix=".mp4", encoder=opts.encoder, batch=opts.batch, max_size=opts.max_size,
                                strength=opts.strength, preserve_color=opts.preserve_color, smooth=opts.smooth,
                                smooth_strength=opts.smooth_strength)

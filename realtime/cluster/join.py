@@ -1,10 +1,11 @@
 """The driver's side of the output: the workers' encoded segments joined, in order, into one file, with
-the input's audio copied once.
+the input's other streams (audio, subtitles, attachments) copied once.
 
 Each segment arrives as a small file of the output's container (work.py). The first one's video stream
 is the template of the output's (codec parameters, colour tags, aspect ratio); the packets of every
-segment are copied over with their timestamps, and the audio is interleaved as the video advances
-(``audio.AudioCopier``, the same copier a single-machine run uses). The output is written under a
+segment are copied over with their timestamps (already counted from the input's origin), and the
+other streams are interleaved as the video advances (``remux.StreamCopier``, the same copier a
+single-machine run uses). The output is written under a
 temporary name and renamed when complete (outputs.py); ``abort`` removes it.
 """
 
@@ -15,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..audio import AudioCopier, AudioReport
 from ..errors import OutputError, RealtimeError
 from ..outputs import partial_file, publish
+from ..remux import AudioReport, StreamCopier
 from ..sinks import container_format
 
 WarnFn = Callable[[str], None]
@@ -26,17 +27,21 @@ WarnFn = Callable[[str], None]
 class SegmentJoiner:
     """``joiner.add(segment_file_bytes)`` in order, then ``close()`` (publishes) or ``abort()``."""
 
-    def __init__(self, output: Path, *, audio_from: Path | None, overwrite: bool, warn: WarnFn | None = None) -> None:
+    def __init__(self, output: Path, *, streams_from: Path | None, overwrite: bool, warn: WarnFn | None = None,
+                 video_index: int | None = None, copy_audio: bool = True, origin: float = 0.0) -> None:
+        """``streams_from``: the input whose streams other than ``video_index`` are copied (audio only
+        when ``copy_audio``); ``origin``: its time that the output's 0 stands for (seconds)."""
         self.output = Path(output)
         self.format = container_format(self.output)
-        self.audio_from = audio_from
+        self.streams_from = streams_from
+        self.video_index, self.copy_audio, self.origin = video_index, copy_audio, origin
         self.overwrite = overwrite
         self._warn = warn
         self.tmp_path: Path | None = None
         self._out = None
         self._video = None
         self._extradata: bytes | None = None
-        self._audio: AudioCopier | None = None
+        self._audio: StreamCopier | None = None
         self._last_dts: int | None = None
         self.audio: list[AudioReport] = []
         self.packets = 0
@@ -49,8 +54,9 @@ class SegmentJoiner:
         self._out = av.open(str(self.tmp_path), mode="w", format=self.format)
         self._video = self._out.add_stream_from_template(template)
         self._extradata = template.codec_context.extradata
-        if self.audio_from is not None:
-            self._audio = AudioCopier(self.audio_from, self._out, self.format, 0.0, None, 0.0, self._warn)
+        if self.streams_from is not None:
+            self._audio = StreamCopier(self.streams_from, self._out, self.format, 0.0, None, self.origin, self._warn,
+                                       video_index=self.video_index, audio=self.copy_audio)
             self.audio = self._audio.reports
 
     def add(self, data: bytes) -> None:

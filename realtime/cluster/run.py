@@ -106,6 +106,7 @@ class ClusterOptions:
     device: str = "auto"
     segment_seconds: float = 20.0  # segments of about this length (cut at the first keyframe after it)
     warmup: int = 10  # frames decoded before each segment to warm the smoother up (when smoothing)
+    style: str | None = None  # the style inside a multi-style model, or a blend (Stylizer's ``style``)
 
 
 def import_ray():  # noqa: ANN201 - the ray module
@@ -228,7 +229,7 @@ def restyle_on_cluster(jobs: list[InputJob], model: Path | Callable[[str], Path]
             model_ref = ray.put(model.read_bytes())
 
             def new_worker():  # noqa: ANN202 - an actor handle
-                return remote.remote(model_ref, model.name, device, threads, opts.lanes)
+                return remote.remote(model_ref, model.name, device, threads, opts.lanes, opts.style)
 
             actors = [new_worker() for _ in range(n)]
             try:
@@ -383,7 +384,9 @@ def _join_ready(s: _Input) -> None:
     while s.next_to_join in s.done:
         result = s.done.pop(s.next_to_join)
         if s.joiner is None:
-            s.joiner = SegmentJoiner(s.job.output, audio_from=s.job.input if s.job.audio else None,
+            assert s.stream is not None
+            s.joiner = SegmentJoiner(s.job.output, streams_from=s.job.input, video_index=s.stream.video_index,
+                                     copy_audio=s.job.audio, origin=s.stream.origin,
                                      overwrite=s.job.overwrite, warn=s.result.warnings.append)
         s.joiner.add(result.data)
         s.result.frames += result.frames

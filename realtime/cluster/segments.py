@@ -44,6 +44,9 @@ class StreamInfo:
     rate: Fraction | None
     rotation: int  # counter-clockwise degrees, read from the first decoded frame as FileSource does
     sample_aspect_ratio: Fraction | None
+    origin: float = 0.0  # seconds: the file's time a player shows as 0 (sources.VideoInfo.origin)
+    reorders: bool = False  # the decoder reorders frames: repair stored decode times (timestamps.PresentationOrder)
+    video_index: int = 0  # the restyled stream's index in the input (the joiner copies the others)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def stream_info(path: Path) -> StreamInfo:
             break
         return StreamInfo(codec=cc.name, extradata=cc.extradata, width=cc.width, height=cc.height,
                           pix_fmt=cc.pix_fmt, time_base=info.time_base, rate=info.rate, rotation=rotation,
-                          sample_aspect_ratio=info.sample_aspect_ratio)
+                          sample_aspect_ratio=info.sample_aspect_ratio, origin=info.origin,
+                          reorders=info.reorders, video_index=info.video_index)
     except Exception as exc:  # noqa: BLE001 - any FFmpeg failure here means the file cannot be used
         if isinstance(exc, InputError):
             raise

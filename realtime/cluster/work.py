@@ -18,6 +18,7 @@ from ..frames import Frame
 from ..pipeline import output_sar, restyle_frames, smoother_for
 from ..sinks import EncoderSettings, FileSink
 from ..sources import FrameStamps
+from ..timestamps import PresentationOrder
 from .segments import Segment
 
 
@@ -64,14 +65,18 @@ def decode_segment(segment: Segment, warnings: list[str]) -> Iterator[Frame]:
             pass
     cc.thread_type = "AUTO"
     stamps = FrameStamps(s.time_base, s.rate, rotation=s.rotation)
+    # as FileSource does: a reordering decoder's frames get their presentation times back when the
+    # container stored decode times, until the packets show real presentation times
+    order: PresentationOrder = PresentationOrder(s.reorders)
+    last_packet_pts: int | None = None
     warm_from = None
     if segment.first_pts is not None and segment.warmup:
         warm_from = _warm_start(segment)
     errors = 0
 
-    def frames_of(decoded) -> Iterator[Frame]:  # noqa: ANN001
-        for vf in decoded:
-            pts = stamps.pts(vf)
+    def frames_of(timed) -> Iterator[Frame]:  # noqa: ANN001 - [(av.VideoFrame, pts | None)]
+        for vf, raw in timed:
+            pts = stamps.pts(raw)
             if segment.end_pts is not None and pts >= segment.end_pts:
                 continue
             if segment.first_pts is not None and pts < (segment.first_pts if warm_from is None else warm_from):
@@ -79,6 +84,10 @@ def decode_segment(segment: Segment, warnings: list[str]) -> Iterator[Frame]:
             yield Frame(index=0, image=stamps.image(vf), pts=pts, time_base=s.time_base)
 
     for data, pts, dts, key in segment.packets:
+        if order.active and pts is not None:
+            if last_packet_pts is not None and pts < last_packet_pts:
+                yield from frames_of(order.stop_reordering())
+            last_packet_pts = pts
         pkt = av.Packet(data)
         pkt.pts, pkt.dts, pkt.time_base = pts, dts, s.time_base
         pkt.is_keyframe = key
@@ -89,11 +98,14 @@ def decode_segment(segment: Segment, warnings: list[str]) -> Iterator[Frame]:
             if errors <= 3:
                 warnings.append(f"skipped undecodable data in segment {segment.index}: {str(exc).splitlines()[0][:200]}")
             continue
-        yield from frames_of(decoded)
+        for vf in decoded:
+            yield from frames_of(order.push(vf, vf.pts))
     try:
-        yield from frames_of(cc.decode(None))
+        for vf in cc.decode(None):
+            yield from frames_of(order.push(vf, vf.pts))
     except av.error.FFmpegError:
         pass
+    yield from frames_of(order.flush())
 
 
 def _warm_start(segment: Segment) -> int:
@@ -116,7 +128,8 @@ def restyle_segment(segment: Segment, stylizer, settings: SegmentSettings) -> Se
     s = segment.stream
     with tempfile.TemporaryDirectory(prefix="restyle-segment-") as scratch:
         path = Path(scratch) / f"segment{settings.suffix}"
-        sink = FileSink(path, settings=settings.encoder, rate=s.rate, offset=0.0, overwrite=True,
+        # times from the file's origin, as a single run writes them
+        sink = FileSink(path, settings=settings.encoder, rate=s.rate, offset=s.origin, overwrite=True,
                         sample_aspect_ratio=output_sar(s.sample_aspect_ratio, s.rotation),
                         background=stylizer.device == "cpu", warn=warnings.append)
         with sink:

@@ -3,6 +3,8 @@
     restyle-train --style-image starry_night.jpg --data photos/ --val val/ --iterations 2000
     restyle-train --config conf/starry_night.json --data photos/
     restyle-train --resume runs/starry_night/checkpoint.pt --iterations 4000
+    restyle-train --styles a.jpg b.jpg c.jpg --name mine --data photos/    (one network, three styles)
+    restyle-train --add-style new.jpg --to mine.onnx --data photos/       (learns new.jpg's norms only)
     torchrun --nproc_per_node 4 -m realtime.train.cli --config ...   (DistributedDataParallel)
 """
 
@@ -12,11 +14,12 @@ import argparse
 import sys
 from dataclasses import fields
 
-from realtime.errors import RealtimeError
+from realtime.errors import DataError, RealtimeError
 
 from .config import TrainConfig
 
 PROG = "restyle-train"
+ADD_STYLE_ITERATIONS = 1000
 
 
 def _layer_weights(text: str) -> dict[str, float]:
@@ -31,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of settings (e.g. conf/<style>.json); options below override it")
     p.add_argument("--style-image", help="the painting")
+    p.add_argument("--styles", nargs="+", metavar="PAINTING",
+                   help="several paintings: one network holds them all (conditional instance norm)")
+    p.add_argument("--add-style", metavar="PAINTING",
+                   help="learn this painting as one more style of --to MODEL.onnx; the shared weights and the "
+                        "model's other styles stay exactly as they are")
+    p.add_argument("--to", metavar="MODEL.onnx", help="the model --add-style adds to (a new file is written)")
     p.add_argument("--data", help="folder of training photos (searched recursively)")
     p.add_argument("--val", help="folder of photos for previews, the contact sheet and the evaluation")
     p.add_argument("--name", help="style name (default: the style image's file name)")
@@ -66,8 +75,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The settings a style added to a model takes from the model's own training (its loss balance and
+# crops), unless given on the command line.
+RECIPE_KEYS = ("batch", "crop", "scale_min", "scale_max", "lr", "precision", "style_size", "content_weight", "style_weight",
+               "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "seed")
+
+
+def recipe_of(model: str) -> dict:
+    """The loss and crop settings ``model`` was trained with (its metadata), for --add-style."""
+    import json
+    from pathlib import Path
+
+    if not Path(model).is_file():
+        raise DataError(f"model to add a style to not found: {model}")
+    from .export import read_metadata
+    from realtime import modelmeta as mm
+
+    try:
+        settings = json.loads(read_metadata(model).get(mm.SETTINGS, "{}"))
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for a file that is not a model
+        raise DataError(f"cannot read the settings of {model}: {type(exc).__name__}") from None
+    return {k: v for k, v in settings.items() if k in RECIPE_KEYS}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    if bool(args.add_style) != bool(args.to):
+        raise DataError("--add-style PAINTING and --to MODEL.onnx go together")
+    if args.add_style:
+        if args.style_image or args.styles:
+            raise DataError("--add-style takes its painting itself; drop --style-image/--styles")
+        if not args.config:
+            config = TrainConfig(**recipe_of(args.to))
+        config.style_image, config.add_to = args.add_style, args.to
+        if args.iterations is None and not args.config:
+            # only the new style's norm rows learn: fewer steps than a whole network, within ~20 minutes
+            # on a 2-core CPU (README, Multi-style models)
+            config.iterations = ADD_STYLE_ITERATIONS
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
         if value is not None:
@@ -76,29 +120,38 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from .finish import finish_run
-        from .trainer import Trainer
+    """``restyle-train``. SIGTERM and SIGHUP (a scheduler's stop, ``timeout``, a closed terminal) stop a
+    run as Ctrl+C does: a checkpoint is written, one line says where, exit 128 + the signal."""
+    from realtime.signals import StopSignals
 
-        config = config_from_args(args)
-        trainer = Trainer(config, resume=args.resume)
+    args = build_parser().parse_args(argv)
+    with StopSignals() as stops:
         try:
-            print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "
-                  f"crop {trainer.config.crop}, {trainer.precision} on {trainer.device}; run folder {trainer.run_dir}", file=sys.stderr)
-            result = trainer.run()
-            if trainer.is_main and not args.no_export:
-                record = finish_run(trainer, result, log=lambda s: print(s, file=sys.stderr))
-                print(f"{PROG}: wrote {result.run_dir / record['files']['onnx']} ({result.iterations} iterations, "
-                      f"{result.seconds / 60:.1f} min)", file=sys.stderr)
-        finally:
-            trainer.close()
-    except RealtimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+            return _train(args)
+        except RealtimeError as exc:
+            print(f"{PROG}: error: {stops.reword(str(exc))}", file=sys.stderr)
+            return stops.exit_code(exc.exit_code)
+        except KeyboardInterrupt:
+            print(f"{PROG}: {stops.reword('interrupted')}", file=sys.stderr)
+            return stops.exit_code(130)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .finish import finish_run
+    from .trainer import Trainer
+
+    config = config_from_args(args)
+    trainer = Trainer(config, resume=args.resume)
+    try:
+        print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "
+              f"crop {trainer.config.crop}, {trainer.precision} on {trainer.device}; run folder {trainer.run_dir}", file=sys.stderr)
+        result = trainer.run()
+        if trainer.is_main and not args.no_export:
+            record = finish_run(trainer, result, log=lambda s: print(s, file=sys.stderr))
+            print(f"{PROG}: wrote {result.run_dir / record['files']['onnx']} ({result.iterations} iterations, "
+                  f"{result.seconds / 60:.1f} min)", file=sys.stderr)
+    finally:
+        trainer.close()
     return 0
 
 

@@ -18,8 +18,14 @@ from .losses import STYLE_LAYERS
 
 @dataclass
 class TrainConfig:
-    name: str = ""  # style name; defaults to the style image's stem
+    name: str = ""  # style name (the model's name for several styles); defaults to the style image's stem
     style_image: str = ""
+    # several paintings: one network of conditional instance norms holds them all (each step draws a
+    # style per crop); the styles are named by the files' stems, in this order
+    styles: list[str] = field(default_factory=list)
+    # an exported model (.onnx) to which ``style_image`` is added as one more style: only its rows of
+    # the conditional norms are learnt, every shared weight and the other styles stay as they are
+    add_to: str = ""
     data: str = ""  # folder of content photos (recursive)
     val: str = ""  # folder of photos for previews and the contact sheet (optional)
     out: str = "runs"  # the run folder is out/name
@@ -79,9 +85,29 @@ class TrainConfig:
         # Paths in a config file are relative to the file's folder's parent (the repository root).
         return cls.from_dict(values)
 
+    def style_paths(self) -> list[str]:
+        """The paintings this run learns, in style order (the one added by ``add_to``)."""
+        return list(self.styles) or [self.style_image]
+
+    def style_names(self) -> list[str]:
+        """The names of the styles this run learns (a single style is named by ``name``)."""
+        if self.styles:
+            return [Path(p).stem for p in self.styles]
+        return [Path(self.style_image).stem] if self.add_to else [self.name]
+
     def validate(self) -> None:
-        if not self.style_image or not Path(self.style_image).is_file():
-            raise DataError(f"style image not found: {self.style_image or '(none given)'}")
+        if self.styles and self.style_image:
+            raise DataError("give either one --style-image or several --styles, not both")
+        if self.styles and self.add_to:
+            raise DataError("--add-style takes one painting")
+        for path in self.style_paths():
+            if not path or not Path(path).is_file():
+                raise DataError(f"style image not found: {path or '(none given)'}")
+        stems = [Path(p).stem for p in self.styles]
+        if len(set(stems)) != len(stems):
+            raise DataError(f"two paintings share a name: {', '.join(sorted({s for s in stems if stems.count(s) > 1}))}")
+        if self.add_to and not Path(self.add_to).is_file():
+            raise DataError(f"model to add a style to not found: {self.add_to}")
         if not self.data:
             raise DataError("no training data folder given (--data)")
         if self.crop % 4 or self.crop < 16:
@@ -104,4 +130,7 @@ class TrainConfig:
             if n not in LAYER_INDEX:
                 raise DataError(f"unknown VGG layer {n!r}; choose from {', '.join(LAYER_INDEX)}")
         if not self.name:
-            self.name = Path(self.style_image).stem
+            if self.add_to:
+                self.name = f"{Path(self.add_to).stem}+{Path(self.style_image).stem}"
+            else:
+                self.name = "styles" if self.styles else Path(self.style_image).stem

@@ -26,7 +26,10 @@ class CropDataset:
     sizes), then cropped at a random place and flipped left-right half of the time."""
 
     def __init__(self, folder: str | Path, crop: int, scale: tuple[float, float] = (1.0, 2.0), cache_short_side: int = 512,
-                 teacher: Callable[[np.ndarray], np.ndarray] | None = None):
+                 teacher: Callable[[np.ndarray], np.ndarray] | None = None,
+                 teachers: list[Callable[[np.ndarray], np.ndarray]] | None = None):
+        """``teacher``: distillation targets of one style; ``teachers``: one per style of a multi-style
+        network (the same teacher model with each style's vector), drawn by ``sample(style=k)``."""
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError(f"training data folder not found: {folder}")
@@ -52,18 +55,20 @@ class CropDataset:
             raise DataError(f"no readable images in {folder}" + (f" ({skipped} unreadable skipped)" if skipped else ""))
         # Distillation targets: the teacher's stylization of each cached photo, computed once, cropped
         # and flipped together with the photo.
-        self.targets: list[Image.Image] | None = None
-        if teacher is not None:
-            self.targets = [Image.fromarray(teacher(np.asarray(im))) for im in self.images]
+        self.targets: list[list[Image.Image]] | None = None
+        teachers = teachers or ([teacher] if teacher is not None else [])
+        if teachers:
+            self.targets = [[Image.fromarray(t(np.asarray(im))) for im in self.images] for t in teachers]
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def sample(self, rng: random.Random) -> torch.Tensor:
-        """One crop, 3×crop×crop in [0, 1]; with a teacher, 6 channels: the photo, then its target."""
+    def sample(self, rng: random.Random, style: int = 0) -> torch.Tensor:
+        """One crop, 3×crop×crop in [0, 1]; with a teacher, 6 channels: the photo, then its target (in
+        ``style``, for a teacher of several styles)."""
         i = rng.randrange(len(self.images))
         im = self.images[i]
-        pair = [im] if self.targets is None else [im, self.targets[i]]
+        pair = [im] if self.targets is None else [im, self.targets[style][i]]
         s = rng.uniform(*self.scale)
         short = self.crop * s
         f = short / min(im.size)
@@ -77,5 +82,5 @@ class CropDataset:
         a = np.concatenate(out, axis=2)
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
-    def batch(self, rng: random.Random, size: int) -> torch.Tensor:
-        return torch.stack([self.sample(rng) for _ in range(size)])
+    def batch(self, rng: random.Random, size: int, styles: list[int] | None = None) -> torch.Tensor:
+        return torch.stack([self.sample(rng, styles[k] if styles else 0) for k in range(size)])

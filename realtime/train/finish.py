@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from realtime import modelmeta as mm
 from realtime.sheet import contact_sheet, save_png
 
 from . import TRAINER_VERSION
@@ -19,44 +21,50 @@ from .trainer import Trainer, TrainResult, git_commit, hardware
 
 
 def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, Any]:
-    """Export ``<name>.onnx``, write ``<name>.json`` and ``<name>_sheet.png`` into the run folder."""
+    """Export ``<name>.onnx``, write ``<name>.json`` and ``<name>_sheet.png`` into the run folder.
+
+    A multi-style network's file names its styles (modelmeta.STYLE_NAMES) and carries a record per style
+    (STYLE_RECORDS): the painting, its steps and its evaluation; a style added to a model (``add_to``)
+    keeps the records of the styles it had."""
     cfg = trainer.config
     model = result.model.eval().float().cpu()
     onnx_path = result.run_dir / f"{cfg.name}.onnx"
     border = model.runtime_border
-    meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
-                          tier=cfg.arch, border=border)
-    diff = export_onnx(model, onnx_path, meta, log=log)
+    names = trainer.style_names
+    vectors = torch.eye(len(names)) if len(names) > 1 else [None]
 
-    def stylize(x: torch.Tensor) -> torch.Tensor:
-        # As the runtime stylizer runs it: with the mirrored margin the model asks for (modelmeta.BORDER)
-        with torch.no_grad():
-            return forward_with_border(model, x, border).clamp(0, 1)
+    def stylizer(index: int):  # noqa: ANN202
+        def stylize(x: torch.Tensor) -> torch.Tensor:
+            # As the runtime stylizer runs it: with the mirrored margin the model asks for (modelmeta.BORDER)
+            with torch.no_grad():
+                return forward_with_border(model, x, border, vectors[index]).clamp(0, 1)
+        return stylize
 
+    learnt = range(trainer.first_style, len(names))
     evaluation: dict[str, Any] = {}
+    per_style: dict[str, dict[str, Any]] = {}
     sheet_path = None
     if cfg.val and Path(cfg.val).is_dir():
         vgg = trainer.vgg.cpu().float()
-        grams = {k: v.cpu().float() for k, v in trainer.style_grams.items()}
-        evaluation = {
-            "model": evaluate_folder(vgg, stylize, cfg.val, grams),
-            "input": evaluate_folder(vgg, lambda x: x, cfg.val, grams),
-        }
-        rows = []
-        photos = list_images(cfg.val)
-        for i in range(0, len(photos), 4):
-            row_in, row_out = [], []
-            for p in photos[i:i + 4]:
-                x = to_tensor(resize_long_side(open_rgb(p), 384), multiple=4)
-                row_in.append((p.stem.split("__")[-1][:28], to_uint8(x)))
-                row_out.append((cfg.name, to_uint8(stylize(x))))
-            rows += [row_in, row_out]
+        for k, grams in zip(learnt, trainer.style_grams_all):
+            grams = {key: v.cpu().float() for key, v in grams.items()}
+            per_style[names[k]] = {"model": evaluate_folder(vgg, stylizer(k), cfg.val, grams),
+                                   "input": evaluate_folder(vgg, lambda x: x, cfg.val, grams)}
+        evaluation = per_style[names[trainer.first_style]]
         sheet_path = result.run_dir / f"{cfg.name}_sheet.png"
-        save_png(str(sheet_path), contact_sheet(rows, tile_height=200))
+        save_png(str(sheet_path), style_sheet(list_images(cfg.val), [(names[k], stylizer(k)) for k in learnt]))
         trainer.vgg.to(trainer.device)
+    records = _style_records(trainer, result, per_style)
+    meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
+                          tier=cfg.arch, border=border)
+    meta.update({mm.STYLE_NAMES: names, mm.STYLE_RECORDS: records})
+    if len(names) > 1:
+        meta[mm.STYLE_NAME] = cfg.name
+    diff = export_onnx(model, onnx_path, meta, log=log)
     record = {
         "name": cfg.name,
-        "style_image": Path(cfg.style_image).name,
+        "styles": records,
+        "style_image": Path(cfg.style_image).name if cfg.style_image else None,
         "style_image_sha256": trainer.style_sha256,
         "tier": meta["tier"],
         "settings": cfg.to_dict(),
@@ -76,3 +84,33 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     }
     (result.run_dir / f"{cfg.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _style_records(trainer: Trainer, result: TrainResult, evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per style of the network: those it had (from the model it was added to) unchanged,
+    then this run's, with the painting, its share of the steps, the run and the evaluation."""
+    cfg = trainer.config
+    old = trainer.base_metadata.get(mm.STYLE_RECORDS)
+    records = json.loads(old) if old else [{"name": n} for n in trainer.base_styles]
+    learnt = cfg.style_paths()
+    for name, path, sha in zip(trainer.style_names[trainer.first_style:], learnt, trainer.style_sha256s):
+        records.append({
+            "name": name, "style_image": Path(path).name, "style_image_sha256": sha, "style_size": cfg.style_size,
+            "run": cfg.name, "iterations": result.iterations, "share_of_steps": round(1 / len(learnt), 4),
+            "shared_weights": "frozen (added with --add-style)" if cfg.add_to else "trained",
+            "evaluation_val_512px": evaluation.get(name, {}),
+        })
+    return records
+
+
+def style_sheet(photos: list[Path], styles: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]],
+                columns: int = 4, tile_height: int = 200) -> np.ndarray:
+    """A contact sheet: the photos in a row, then one row per style (every style of a multi-style model);
+    beyond ``columns`` photos, another block of rows."""
+    rows = []
+    for i in range(0, len(photos), columns):
+        inputs = [to_tensor(resize_long_side(open_rgb(p), 384), multiple=4) for p in photos[i:i + columns]]
+        rows.append([(p.stem.split("__")[-1][:28], to_uint8(x)) for p, x in zip(photos[i:i + columns], inputs)])
+        for name, stylize in styles:
+            rows.append([(name, to_uint8(stylize(x))) for x in inputs])
+    return contact_sheet(rows, tile_height=tile_height)

@@ -10,6 +10,9 @@ of 4 (two stride-2 stages).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,22 +22,127 @@ from torch import nn
 RUNTIME_BORDER = 16
 
 
-class ConvLayer(nn.Sequential):
-    """Reflection-padded convolution, optionally followed by instance norm and ReLU."""
+class CondInstanceNorm2d(nn.Module):
+    """Conditional instance normalisation (Dumoulin et al. 2017): instance norm whose scale and shift are
+    rows of per-style tables (``styles`` × C), mixed by a style vector. Every other weight of the network
+    is shared, so one network holds many styles, a convex mix of rows is a blend, and a new style needs
+    only its own rows.
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: bool = True, relu: bool = True):
+    The network sets ``style`` before it runs (``StyledNetwork.forward``): a vector of N weights for the
+    whole batch (the exported graph's ``style`` input: the mixed rows become the scale and bias inputs of
+    ONNX InstanceNormalization, so the runtime pays one tiny MatMul per norm), or N × B weights, one
+    style per sample (training draws a style per crop). With one style, no vector is needed.
+
+    A single-style checkpoint (nn.InstanceNorm2d with C-long weight and bias) loads as the N = 1 case."""
+
+    def __init__(self, channels: int, styles: int = 1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(styles, channels))
+        self.bias = nn.Parameter(torch.zeros(styles, channels))
+        self.style: torch.Tensor | None = None
+        self._register_load_state_dict_pre_hook(self._upgrade_single_style)
+
+    @staticmethod
+    def _upgrade_single_style(state_dict: dict, prefix: str, *_args) -> None:
+        for key in (prefix + "weight", prefix + "bias"):
+            if key in state_dict and state_dict[key].dim() == 1:
+                state_dict[key] = state_dict[key].unsqueeze(0)
+
+    @property
+    def styles(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.style
+        if s is None:
+            if self.styles != 1:
+                raise ValueError(f"a network of {self.styles} styles needs a style vector")
+            return F.instance_norm(x, weight=self.weight[0], bias=self.bias[0])
+        if s.dim() == 1:
+            return F.instance_norm(x, weight=s @ self.weight, bias=s @ self.bias)
+        scale, shift = s @ self.weight, s @ self.bias  # one style per sample: B × C
+        return F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]
+
+
+def style_norms(module: nn.Module) -> list[CondInstanceNorm2d]:
+    return [m for m in module.modules() if isinstance(m, CondInstanceNorm2d)]
+
+
+def style_count(module: nn.Module) -> int:
+    """The number of styles a network holds (1 for a network without conditional norms)."""
+    norms = style_norms(module)
+    return norms[0].styles if norms else 1
+
+
+@contextmanager
+def styled(module: nn.Module, style: torch.Tensor | None) -> Iterator[None]:
+    """Run ``module``'s conditional norms with ``style`` (N, or B × N weights) for the duration."""
+    norms = style_norms(module)
+    if style is not None:
+        n = norms[0].styles if norms else 1
+        if style.shape[-1] != n:
+            raise ValueError(f"style vector has {style.shape[-1]} weights; the network holds {n} styles")
+    for m in norms:
+        m.style = style
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.style = None
+
+
+def add_style_rows(module: nn.Module, source: int | None = None) -> int:
+    """Append one style row to every conditional norm (a copy of row ``source``, or the mean of all rows)
+    and return the new style's index. The existing rows are untouched, so the other styles are too."""
+    for m in style_norms(module):
+        with torch.no_grad():
+            for name in ("weight", "bias"):
+                table = getattr(m, name)
+                row = table[source:source + 1] if source is not None else table.mean(0, keepdim=True)
+                setattr(m, name, nn.Parameter(torch.cat([table.detach(), row.detach().clone()], 0)))
+    return style_count(module) - 1
+
+
+def resize_styles(module: nn.Module, styles: int) -> None:
+    """Give every conditional norm ``styles`` rows, each a copy of its first (a multi-style run started
+    from a single-style network: every style begins as that one)."""
+    for m in style_norms(module):
+        with torch.no_grad():
+            for name in ("weight", "bias"):
+                table = getattr(m, name)
+                setattr(m, name, nn.Parameter(table[:1].detach().repeat(styles, 1)))
+
+
+class StyledNetwork(nn.Module):
+    """A network whose instance norms are conditional: ``forward(x, style)`` with ``style`` as in
+    CondInstanceNorm2d (None for a single-style network)."""
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        with styled(self, style):
+            return self.body(x)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection-padded convolution, optionally followed by (conditional) instance norm and ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: bool = True, relu: bool = True,
+                 styles: int = 1):
         layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
         if norm:
-            layers.append(nn.InstanceNorm2d(cout, affine=True))
+            layers.append(CondInstanceNorm2d(cout, styles))
         if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, styles: int = 1):
         super().__init__()
-        self.body = nn.Sequential(ConvLayer(channels, channels, 3), ConvLayer(channels, channels, 3, relu=False))
+        self.body = nn.Sequential(ConvLayer(channels, channels, 3, styles=styles),
+                                  ConvLayer(channels, channels, 3, relu=False, styles=styles))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -43,11 +151,11 @@ class ResidualBlock(nn.Module):
 class UpsampleConv(nn.Sequential):
     """Nearest ×2 upsampling then a convolution: no transposed convolutions, so no checkerboard."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, kernel))
+    def __init__(self, cin: int, cout: int, kernel: int = 3, styles: int = 1):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, kernel, styles=styles))
 
 
-class TransformNet(nn.Module):
+class TransformNet(StyledNetwork):
     """Encoder (9×9 stem, two stride-2 convs), ``depth`` residual blocks, decoder (two upsample+conv, 9×9 out)."""
 
     size_multiple = 4
@@ -59,14 +167,15 @@ class TransformNet(nn.Module):
     # → 2.5 (2.2). It costs 14 % more pixels at 640×360.
     runtime_border = RUNTIME_BORDER
 
-    def __init__(self, width: int = 32, depth: int = 5):
+    def __init__(self, width: int = 32, depth: int = 5, styles: int = 1):
         super().__init__()
-        w = width
+        w, n = width, styles
         self.width, self.depth = width, depth
-        self.encoder = nn.Sequential(ConvLayer(3, w, 9), ConvLayer(w, 2 * w, 3, stride=2), ConvLayer(2 * w, 4 * w, 3, stride=2))
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(depth)])
+        self.encoder = nn.Sequential(ConvLayer(3, w, 9, styles=n), ConvLayer(w, 2 * w, 3, stride=2, styles=n),
+                                     ConvLayer(2 * w, 4 * w, 3, stride=2, styles=n))
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * w, n) for _ in range(depth)])
         self.decoder = nn.Sequential(
-            UpsampleConv(4 * w, 2 * w), UpsampleConv(2 * w, w), ConvLayer(w, 3, 9, norm=False, relu=False)
+            UpsampleConv(4 * w, 2 * w, styles=n), UpsampleConv(2 * w, w, styles=n), ConvLayer(w, 3, 9, norm=False, relu=False)
         )
 
     # The decoder emits pixels in 0..255 units, as in the reference implementation, and we scale them
@@ -75,7 +184,7 @@ class TransformNet(nn.Module):
     # blobs, no style after hundreds of iterations).
     output_scale = 1.0 / 255.0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.residuals(self.encoder(x))) * self.output_scale
 
 
@@ -84,12 +193,12 @@ class SeparableResidualBlock(nn.Module):
     a ninth of the multiply-adds of a dense block, and one normalisation instead of two because each
     InstanceNormalization is a layout change plus two passes over memory in ONNX Runtime on CPU."""
 
-    def __init__(self, channels: int, norm: bool = True):
+    def __init__(self, channels: int, norm: bool = True, styles: int = 1):
         super().__init__()
         c = channels
         self.body = nn.Sequential(
             nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
-            nn.InstanceNorm2d(c, affine=True) if norm else nn.Identity(), nn.ReLU(inplace=True),
+            CondInstanceNorm2d(c, styles) if norm else nn.Identity(), nn.ReLU(inplace=True),
             nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
         )
 
@@ -97,7 +206,7 @@ class SeparableResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class FastTransformNet(nn.Module):
+class FastTransformNet(StyledNetwork):
     """The fast tier, chosen by timing candidates with ONNX Runtime on 2 CPU cores (tools/bench.py):
     two stride-2 3×3 convolutions take the image to quarter resolution, where ``depth`` separable residual
     blocks of ``width`` channels do the work; the decoder reduces channels *before* upsampling (1×1 conv
@@ -133,22 +242,22 @@ class FastTransformNet(nn.Module):
     output_scale = 1.0 / 8.0
     output_offset = 0.5
 
-    def __init__(self, width: int = 64, depth: int = 4, residual_norm: bool = True):
+    def __init__(self, width: int = 64, depth: int = 4, residual_norm: bool = True, styles: int = 1):
         super().__init__()
         self.width, self.depth = width, depth
-        half = max(4, width // 8)
+        half, n = max(4, width // 8), styles
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, half, 3, 2, 1), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True),
-            nn.Conv2d(half, width, 3, 2, 1), nn.InstanceNorm2d(width, affine=True), nn.ReLU(inplace=True),
+            nn.Conv2d(3, half, 3, 2, 1), CondInstanceNorm2d(half, n), nn.ReLU(inplace=True),
+            nn.Conv2d(half, width, 3, 2, 1), CondInstanceNorm2d(width, n), nn.ReLU(inplace=True),
         )
-        self.residuals = nn.Sequential(*[SeparableResidualBlock(width, residual_norm) for _ in range(depth)])
+        self.residuals = nn.Sequential(*[SeparableResidualBlock(width, residual_norm, n) for _ in range(depth)])
         self.decoder = nn.Sequential(
             nn.Conv2d(width, 2 * half, 1), nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(2 * half, half, 3, padding=1), nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * half, half, 3, padding=1), CondInstanceNorm2d(half, n), nn.ReLU(inplace=True),
             nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(half, 3, 3, padding=1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.residuals(self.encoder(x))) * self.output_scale + self.output_offset
 
     # The exported file returns its output as the four sub-pixel phases at half resolution
@@ -168,8 +277,39 @@ class FastTransformNet(nn.Module):
         with the border) 49.2 (39.8) → 45.7 (36.2), 672×392 32.1 (28.2) → 29.6 (26.8). Exact up to
         float rounding: tests/test_tiers.py."""
         d = self.decoder
-        last = nearest_up_conv_as_phases(d[6], self.output_scale, self.output_offset)
-        return nn.Sequential(self.encoder, self.residuals, *d[:5], last).eval()
+        loaded = getattr(self, "_loaded_phases", None)
+        if loaded is not None and torch.equal(loaded[1], d[6].weight) and torch.equal(loaded[2], d[6].bias):
+            # read back from a file and not trained since: its own phase weights, bit for bit (the round
+            # trip through the plain convolution would change their last bits)
+            last = loaded[0]
+        else:
+            last = nearest_up_conv_as_phases(d[6], self.output_scale, self.output_offset)
+        return _PhaseForm(nn.Sequential(self.encoder, self.residuals, *d[:5], last)).eval()
+
+    def load_export_form(self, state: dict[str, torch.Tensor]) -> None:
+        """Load the weights of an ``export_form()`` (e.g. read back from an exported file): the inverse."""
+        state = {k.removeprefix("net."): v for k, v in state.items()}
+        last = nn.Conv2d(self.decoder[6].in_channels, 4 * 3, 3, padding=1)
+        last.load_state_dict({"weight": state.pop("7.weight"), "bias": state.pop("7.bias")})
+        conv = phases_as_nearest_up_conv(last, self.output_scale, self.output_offset)
+        own = {}
+        for key, value in state.items():
+            head, _, rest = key.partition(".")
+            part = {"0": "encoder", "1": "residuals"}.get(head)
+            own[f"{part}.{rest}" if part else f"decoder.{int(head) - 2}.{rest}"] = value
+        own.update({"decoder.6.weight": conv.weight.detach(), "decoder.6.bias": conv.bias.detach()})
+        self.load_state_dict(own)
+        d6 = self.decoder[6]
+        self._loaded_phases = (last, d6.weight.detach().clone(), d6.bias.detach().clone())
+
+
+class _PhaseForm(StyledNetwork):
+    def __init__(self, net: nn.Sequential):
+        super().__init__()
+        self.net = net
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
 # Along one axis, output position 2i + p of "nearest ×2, then a 3×3 convolution (padding 1)" reads the
@@ -201,17 +341,37 @@ def nearest_up_conv_as_phases(conv: nn.Conv2d, scale: float = 1.0, offset: float
     return out
 
 
+def phases_as_nearest_up_conv(phases: nn.Conv2d, scale: float = 1.0, offset: float = 0.0) -> nn.Conv2d:
+    """The inverse of ``nearest_up_conv_as_phases``: the 3×3 convolution whose phase form is ``phases``.
+    Along an axis, tap 0 is read alone by phase 0's row u = 0 and tap 2 alone by phase 1's row u = 2;
+    tap 1 is phase 0's row u = 1 less tap 2."""
+    c_in, c_out = phases.in_channels, phases.out_channels // 4
+    p = (phases.weight.detach() / scale).reshape(2, 2, c_out, c_in, 3, 3)  # a, b, c, i, u, v
+    # rows: taps t along u, for every column phase b and column v → b, c, i, t, v
+    row2 = p[1, :, :, :, 2, :]
+    rows = torch.stack([p[0, :, :, :, 0, :], p[0, :, :, :, 1, :] - row2, row2], 3)
+    # columns: taps s along v → c, i, t, s
+    col2 = rows[1, ..., 2]
+    w = torch.stack([rows[0, ..., 0], rows[0, ..., 1] - col2, col2], 3)
+    conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.bias.copy_((phases.bias.detach()[:c_out] - offset) / scale)
+    return conv
+
+
 ARCHS = {"full": TransformNet, "fast": FastTransformNet}
 
 
-def build_model(arch: str, width: int, depth: int, residual_norm: bool = True) -> nn.Module:
-    """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable).
-    ``residual_norm=False`` (fast only) leaves instance norm out of the residual blocks."""
+def build_model(arch: str, width: int, depth: int, residual_norm: bool = True, styles: int = 1) -> nn.Module:
+    """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable), with
+    ``styles`` rows in each conditional instance norm. ``residual_norm=False`` (fast only) leaves instance
+    norm out of the residual blocks."""
     if arch == "fast":
-        return FastTransformNet(width, depth, residual_norm)
+        return FastTransformNet(width, depth, residual_norm, styles)
     if not residual_norm:
         raise ValueError(f"residual_norm=False is a setting of the fast arch, not {arch!r}")
-    return ARCHS[arch](width, depth)
+    return ARCHS[arch](width, depth, styles)
 
 
 def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
@@ -234,11 +394,11 @@ def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
     return total / (size * size)
 
 
-def forward_with_border(net: nn.Module, x: torch.Tensor, border: int) -> torch.Tensor:
-    """``net(x)`` as the runtime stylizer runs it: ``x`` mirrored by ``border`` pixels on every side
+def forward_with_border(net: nn.Module, x: torch.Tensor, border: int, style: torch.Tensor | None = None) -> torch.Tensor:
+    """``net(x, style)`` as the runtime stylizer runs it: ``x`` mirrored by ``border`` pixels on every side
     (edge copies when the picture is too small to mirror), the output cropped back to ``x``'s size."""
     if border <= 0:
-        return net(x)
+        return net(x, style)
     h, w = x.shape[-2:]
-    y = net(F.pad(x, (border,) * 4, mode="reflect" if border < min(h, w) else "replicate"))
+    y = net(F.pad(x, (border,) * 4, mode="reflect" if border < min(h, w) else "replicate"), style)
     return y[..., border:border + h, border:border + w]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import platform
+import pickle
 import random
+import re
 import subprocess
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from realtime import modelmeta as mm
 from realtime.errors import DataError, Interrupted
 from realtime.sheet import contact_sheet, save_png
 
@@ -44,6 +49,31 @@ class TrainResult:
     seconds: float
     final_losses: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def load_checkpoint(path: str | Path, option: str) -> dict[str, Any]:
+    """A checkpoint read with ``weights_only=True``: tensors, numbers, strings and plain containers (all a
+    checkpoint of ours holds, RNG states included). Checkpoints are shared, and a full unpickle runs
+    whatever code a crafted one carries: anything else is refused with one line (DataError)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. on the pickle protocol of a file that is not ours
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if named:  # a function or class to call while loading: how a crafted pickle runs code
+            raise DataError(f"{option} {path}: refused, loading it would call {named.group(1)} (a restyle-train "
+                            "checkpoint holds only tensors and settings; a full load could run any code)") from None
+        raise DataError(f"{option} {path} is not a checkpoint that can be read (not a PyTorch checkpoint, or an "
+                        "old-format pickle that only a full load, which can run code, would read)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file fails in many ways (zip, unpickler)
+        why = "not a PyTorch file"
+        if isinstance(exc, (OSError, RuntimeError)):  # the file system's or the zip reader's own words
+            why = (str(exc).strip().splitlines() or [why])[0].split(". ")[0][:120]
+        raise DataError(f"{option} {path} is not a checkpoint that can be read ({why})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise DataError(f"{option} {path} is not a restyle-train checkpoint")
+    return state
 
 
 def pick_precision(requested: str, device: torch.device) -> str:
@@ -117,7 +147,7 @@ class Trainer:
             path = Path(resume)
             if not path.is_file():
                 raise DataError(f"checkpoint not found: {path}")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            checkpoint = load_checkpoint(path, "--resume")
             saved = TrainConfig.from_dict(checkpoint["config"])
             # The run continues with its own settings; only the iteration target may be raised.
             saved.iterations = max(config.iterations, saved.iterations) if config.iterations else saved.iterations
@@ -130,37 +160,68 @@ class Trainer:
 
         torch.manual_seed(config.seed + self.rank)
         self.rng = random.Random(config.seed + self.rank)
-        teacher = None
+        teachers = None
         if config.distill_weight > 0:
             from realtime.stylizer import Stylizer
 
             teacher_model = Stylizer(config.teacher, device="cuda" if self.device.type == "cuda" else "cpu")
-            teacher = lambda image: teacher_model.stylize([image])[0]  # noqa: E731
+            names = config.style_names()
+            if len(names) > 1:
+                # a multi-style student learns each style from the teacher's same style (by name)
+                missing = [n for n in names if n not in teacher_model.info.style_names]
+                if missing:
+                    raise DataError(f"the teacher {Path(config.teacher).name} has no style {missing[0]!r}")
+                teachers = [_teacher_in_style(teacher_model, n) for n in names]
+            else:
+                teachers = [lambda image: teacher_model.stylize([image])[0]]
             self.progress(f"[{config.name}] computing the teacher's targets ({Path(config.teacher).name}) on the training photos")
         # With a teacher the photos are cached at the largest crop scale, so the targets are the
         # teacher's output at the resolution the crops come from.
-        cache = int(config.crop * config.scale_max) if teacher else 512
-        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache, teacher=teacher)
+        cache = int(config.crop * config.scale_max) if teachers else 512
+        self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache,
+                                teachers=teachers)
         self.vgg = (vgg or load_vgg(config.vgg_weights or None)).to(self.device)
-        style = to_tensor(resize_long_side(open_rgb(config.style_image), config.style_size)).to(self.device)
-        self.style_sha256 = file_sha256(config.style_image)
-        self.style_grams = target_grams(self.vgg, style, list(config.style_layer_weights))
+        # One Gram target per style this run learns (one, or several for a multi-style network).
+        self.style_sha256s = [file_sha256(p) for p in config.style_paths()]
+        self.style_sha256 = self.style_sha256s[0]
+        self.style_grams_all = [
+            target_grams(self.vgg, to_tensor(resize_long_side(open_rgb(p), config.style_size)).to(self.device),
+                         list(config.style_layer_weights))
+            for p in config.style_paths()]
+        self.style_grams = self.style_grams_all[0]
 
-        self.model = build_model(config.arch, config.width, config.depth, config.residual_norm).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # The styles of the network: those it had (``add_to``: read back from the model file), then this run's.
+        self.base_metadata: dict[str, str] = {}
+        if config.add_to:
+            from .export import load_network
+            from .model import add_style_rows
+
+            self.model, self.base_metadata = load_network(config.add_to)
+            base = self.base_metadata
+            # the network is the model's: its shape settings go into the new file's settings too
+            shape = json.loads(base.get(mm.SETTINGS, "{}"))
+            for key in ("arch", "width", "depth", "residual_norm"):
+                if key in shape:
+                    setattr(config, key, shape[key])
+            self.base_styles = json.loads(base[mm.STYLE_NAMES]) if mm.STYLE_NAMES in base else [base.get(mm.STYLE_NAME) or Path(config.add_to).stem]
+            new_name = config.style_names()[0]
+            if new_name in self.base_styles:
+                raise DataError(f"{Path(config.add_to).name} already has a style named {new_name!r}")
+            self.first_style = add_style_rows(self.model)  # the new style starts as the mean of the others
+            self._freeze_all_but_new_style()
+        else:
+            self.base_styles = []
+            self.model = build_model(config.arch, config.width, config.depth, config.residual_norm, styles=len(config.style_paths()))
+            self.first_style = 0
+        self.model = self.model.to(self.device)
+        self.style_names = self.base_styles + config.style_names()
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "amp" and self.device.type == "cuda")
         self.iteration = 0
         self.seconds = 0.0
         self.history: list[dict[str, float]] = []
         if checkpoint is None and config.init:
-            start = torch.load(config.init, map_location="cpu", weights_only=False)
-            saved = start.get("config", {})
-            shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("depth"), c.get("residual_norm", True))  # noqa: E731
-            if shape(saved) != shape(config.to_dict()):
-                raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
-                                f"depth {saved.get('depth')}, residual norm {saved.get('residual_norm', True)}; this run builds "
-                                f"{config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}")
-            self.model.load_state_dict(start["model"])
+            self._load_init(config)
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -176,6 +237,71 @@ class Trainer:
         self.val_images = self._load_val()
 
     # ------------------------------------------------------------------------------------------------
+    def _load_init(self, config: TrainConfig) -> None:
+        """Start from another run's network: a checkpoint, or an exported model file. A single-style
+        network starts every style of a multi-style run (each style's rows a copy of its one)."""
+        from .model import resize_styles, style_count
+
+        if Path(config.init).suffix.lower() == ".onnx":
+            from .export import load_network
+
+            start_net, meta = load_network(config.init)
+            saved = json.loads(meta.get(mm.SETTINGS, "{}"))
+            state = start_net.state_dict()
+        else:
+            start = load_checkpoint(config.init, "--init")
+            saved, state = start.get("config", {}), start["model"]
+        shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("depth"), c.get("residual_norm", True))  # noqa: E731
+        if shape(saved) != shape(config.to_dict()):
+            raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
+                            f"depth {saved.get('depth')}, residual norm {saved.get('residual_norm', True)}; this run builds "
+                            f"{config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}")
+        styles = style_count(self.model)
+        rows = next((v.shape[0] for k, v in state.items() if k.endswith(".weight") and v.dim() == 2), 1)
+        if rows != styles:
+            if rows != 1:
+                raise DataError(f"--init {config.init} holds {rows} styles; this run trains {styles}")
+            resize_styles(self.model, 1)
+            self.model.load_state_dict(state)
+            resize_styles(self.model, styles)
+            self.model.to(self.device)
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        else:
+            self.model.load_state_dict(state)
+
+    def _freeze_all_but_new_style(self) -> None:
+        """``add_to``: only the new (last) row of every conditional norm learns. The rows share a tensor,
+        so the older rows' gradients are zeroed (Adam then leaves them exactly as they were) and they are
+        also restored from this copy before anything is saved, so the other styles stay bit-exact."""
+        from .model import style_norms
+
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self._kept_rows: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for m in style_norms(self.model):
+            for table in (m.weight, m.bias):
+                table.requires_grad_(True)
+                self._kept_rows.append((table, table.detach()[:-1].clone()))
+                table.register_hook(_zero_all_but_last_row)
+
+    def restore_kept_rows(self) -> None:
+        with torch.no_grad():
+            for table, kept in getattr(self, "_kept_rows", []):
+                table[:-1].copy_(kept.to(table.device))
+
+    def _style_batch(self, size: int) -> tuple[torch.Tensor | None, dict[str, torch.Tensor], list[int] | None]:
+        """A style per crop: the one-hot vectors (None for a single-style network), the Gram targets and
+        the picks (index among this run's styles)."""
+        learnt = len(self.style_grams_all)
+        total = len(self.style_names)
+        if total == 1:
+            return None, self.style_grams, None
+        picks = [self.rng.randrange(learnt) for _ in range(size)]
+        onehot = torch.zeros(size, total, device=self.device)
+        onehot[torch.arange(size), torch.tensor(picks) + self.first_style] = 1.0
+        targets = {k: torch.cat([self.style_grams_all[i][k] for i in picks]) for k in self.style_grams}
+        return onehot, targets, picks
+
     def _load_val(self) -> list[tuple[str, torch.Tensor]]:
         if not self.config.val or not Path(self.config.val).is_dir():
             return []
@@ -189,11 +315,12 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         c = self.config
-        xt = self.data.batch(self.rng, c.batch).to(self.device)
+        style, grams, picks = self._style_batch(c.batch)
+        xt = self.data.batch(self.rng, c.batch, picks).to(self.device)
         x, target = xt[:, :3], xt[:, 3:]
         zero = torch.zeros((), device=self.device)
         with _autocast(self.precision, self.device):
-            y = self.net(x)
+            y = self.net(x, style)
             l_content, l_style, l_distill = zero, zero, zero
             if c.content_weight > 0 or c.style_weight > 0:  # a pure distillation run needs no VGG pass
                 layers = sorted(set(c.content_layers) | set(c.style_layer_weights))
@@ -201,7 +328,7 @@ class Trainer:
                 with torch.no_grad():
                     fx = self.vgg(x, c.content_layers)
                 l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
-                l_style = c.style_weight * style_loss(fy, self.style_grams, c.style_layer_weights)
+                l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights)
             l_tv = c.tv_weight * total_variation(y.float())
             if c.distill_weight > 0:
                 l_distill = c.distill_weight * distill_loss(y.float(), target)
@@ -212,7 +339,7 @@ class Trainer:
                 # must stylize to the warped stylization of the crop, so no video data is needed.
                 flow = random_smooth_flow(x.shape[0], x.shape[2], x.shape[3], magnitude=2.0).to(self.device)
                 xw = (warp(x, flow) + 0.01 * torch.randn_like(x)).clamp(0, 1)
-                yw = self.net(xw)
+                yw = self.net(xw, style)
                 l_temporal = c.temporal_weight * F.mse_loss(yw.float(), warp(y.float(), flow).detach())
                 total = total + l_temporal
         self.optimizer.zero_grad(set_to_none=True)
@@ -223,6 +350,7 @@ class Trainer:
         return {k: float(v.detach()) for k, v in values.items()}
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
+        self.restore_kept_rows()
         path = path or self.run_dir / CHECKPOINT_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
@@ -236,18 +364,26 @@ class Trainer:
         return path
 
     @torch.no_grad()
-    def stylize(self, x: torch.Tensor) -> torch.Tensor:
+    def stylize(self, x: torch.Tensor, style: int | None = None) -> torch.Tensor:
+        """``x`` in style ``style`` (default: this run's first), as the runtime will show it."""
         self.model.eval()
         try:
-            border = self.model.runtime_border  # previews as the runtime will show them
-            return forward_with_border(self.model, x.to(self.device), border).float().clamp(0, 1).cpu()
+            index = self.first_style if style is None else style
+            vector = torch.eye(len(self.style_names), device=self.device)[index] if len(self.style_names) > 1 else None
+            border = self.model.runtime_border
+            return forward_with_border(self.model, x.to(self.device), border, vector).float().clamp(0, 1).cpu()
         finally:
             self.model.train()
 
     def save_preview(self) -> Path | None:
         if not self.val_images:
             return None
-        rows = [[(name[:24], to_uint8(x[0])), ("stylized", to_uint8(self.stylize(x)[0]))] for name, x in self.val_images[:4]]
+        # a multi-style run shows its styles in turn, one per photo, so every preview shows several
+        learnt = len(self.style_grams_all)
+        rows = []
+        for i, (name, x) in enumerate(self.val_images[:4]):
+            k = self.first_style + (i + self.iteration // max(self.config.preview_every, 1)) % learnt
+            rows.append([(name[:24], to_uint8(x[0])), (self.style_names[k][:24], to_uint8(self.stylize(x, k)[0]))])
         path = self.run_dir / "previews" / f"iter_{self.iteration:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(str(path), contact_sheet(rows, tile_height=160))
@@ -316,6 +452,19 @@ class Trainer:
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _teacher_in_style(teacher, name: str):  # noqa: ANN001, ANN202
+    def run(image: np.ndarray) -> np.ndarray:
+        teacher.set_style(name)
+        return teacher.stylize([image])[0]
+    return run
+
+
+def _zero_all_but_last_row(grad: torch.Tensor) -> torch.Tensor:
+    grad = grad.clone()
+    grad[:-1] = 0
+    return grad
 
 
 def plot_curves(history: list[dict[str, float]], size: tuple[int, int] = (900, 420)) -> np.ndarray:
