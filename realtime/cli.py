@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
 from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, positive_int, unit_float
+from .cluster.cli import add_arguments as add_many_arguments, several_inputs
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
 from .signals import StopSignals
@@ -44,8 +45,8 @@ def build_restyle_parser() -> argparse.ArgumentParser:
         description="Restyle a video file with a neural style model; audio and timing are kept.",
         epilog="Styles: the shipped zoo (see --list-styles), models in $REALTIME_MODELS_DIR, or a path to an .onnx file.",
     )
-    p.add_argument("input", nargs="?", type=Path, help="input video file")
-    p.add_argument("output", nargs="?", type=Path, help="output video file (.mp4, .mov, .mkv, .m4v, .avi)")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="INPUT OUTPUT (.mp4, .mov, .mkv, .m4v, .avi), or several inputs (videos or folders) with -o FOLDER")
     p.add_argument("--style", "-s", help="style name, a blend of styles of one model (a:0.7,b:0.3), or an .onnx "
                                          "model (FILE.onnx@name picks a style inside it); default: the zoo's default")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
@@ -72,6 +73,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or information lines (warnings still shown)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace the output file if it exists")
+    add_many_arguments(p)
     return p
 
 
@@ -111,11 +113,12 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list_styles:
         return print_styles(args.style)
-    if args.input is None or args.output is None:
-        parser.error("the input and output files are required")
+    many = several_inputs(args)  # several inputs or --cluster: realtime/cluster
+    if not many and len(args.paths) != 2:
+        parser.error("the input and output files are required (or INPUT... -o FOLDER)")
     opts = RestyleOptions(
-        input=args.input,
-        output=args.output,
+        input=args.paths[0] if args.paths else Path(),
+        output=args.paths[-1] if args.paths else Path(),
         style=args.style,
         tier=args.tier,
         device=args.device,
@@ -141,6 +144,10 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
+    if many:
+        from .cluster.cli import restyle_many
+
+        return restyle_many(args, opts, parser, warn=warn, info=info)
     summary = restyle_file(opts, warn=warn, info=info, progress=not args.quiet)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))

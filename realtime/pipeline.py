@@ -197,7 +197,8 @@ def batched(frames: Iterable[Frame], n: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def _make_smoother(mode: str, strength: float):  # noqa: ANN202 - realtime.temporal.Smoother
+def smoother_for(mode: str, strength: float):  # noqa: ANN202 - realtime.temporal.Smoother or None
+    """The smoother for a --smooth mode (None for "off"); a mode this build cannot run is a RealtimeError."""
     if mode == "off":
         return None  # "off" must work without importing the temporal module at all
     try:
@@ -208,6 +209,82 @@ def _make_smoother(mode: str, strength: float):  # noqa: ANN202 - realtime.tempo
         return make_smoother(mode, strength)
     except ValueError as exc:
         raise RealtimeError(f"--smooth {mode}: {exc}") from exc
+
+
+@dataclass
+class FrameWork:
+    """What :func:`restyle_frames` did: frames written, the last one's time, the frame and processing
+    sizes, the model's warm-up time, and where the loop waited (seconds)."""
+
+    frames: int = 0
+    last_time: float | None = None
+    size: tuple[int, int] = (0, 0)
+    proc: tuple[int, int] = (0, 0)
+    warmup_s: float = 0.0
+    waits: dict[str, float] = field(default_factory=lambda: {"decode_wait_s": 0.0, "encode_wait_s": 0.0, "post_s": 0.0})
+
+
+def restyle_frames(
+    frames: Iterable[Frame],
+    stylizer,  # noqa: ANN001 - realtime.stylizer.Stylizer
+    write: Callable[[Frame], None],
+    *,
+    batch: int = 1,
+    max_size: int | None = None,
+    preserve_color: bool = False,
+    strength: float = 1.0,
+    smoother: object | None = None,
+    keep: Callable[[Frame], bool] | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> FrameWork:
+    """Stylize ``frames`` in order and ``write`` each finished frame: the in-order part of a file run,
+    shared by ``restyle_file`` and the cluster workers (realtime.cluster), which restyle a file in
+    segments. Frames that ``keep`` refuses are stylized and smoothed but not written: the frames before a
+    segment, which bring the smoother (and its cut detector) to the state a run from the start has there.
+
+    Up to ``stylizer.lanes`` batches are in the network at once (Stylizer.submit): the oldest is
+    collected and finished in order while the next ones run. The caller resets the smoother."""
+    work = FrameWork()
+    waits = work.waits
+    in_flight: collections.deque[tuple[list[Frame], list[np.ndarray], PendingFrames]] = collections.deque()
+
+    def finish_oldest() -> None:
+        done, contents, job = in_flight.popleft()
+        for f, content, s in zip(done, contents, job.result()):
+            t0 = time.perf_counter()
+            s = finish_frame(f.image, content, s, preserve_color=preserve_color, smoother=smoother, strength=strength)
+            if keep is not None and not keep(f):
+                waits["post_s"] += time.perf_counter() - t0
+                continue
+            t1 = time.perf_counter()
+            write(f.with_image(s))
+            t2 = time.perf_counter()
+            waits["post_s"] += t1 - t0
+            waits["encode_wait_s"] += t2 - t1
+            work.frames += 1
+            work.last_time = f.time
+            if on_frame is not None:
+                on_frame()
+
+    try:
+        t_wait = time.perf_counter()
+        for group in batched(frames, batch):
+            waits["decode_wait_s"] += time.perf_counter() - t_wait
+            h, w = group[0].image.shape[:2]
+            if not work.proc[0]:
+                work.size = (w, h)
+                work.proc = processing_size(w, h, max_size)
+                work.warmup_s = stylizer.warmup(work.proc[1], work.proc[0], len(group))
+            contents = [_resize(f.image, work.proc) for f in group]
+            in_flight.append((group, contents, stylizer.submit(contents)))
+            if len(in_flight) >= stylizer.lanes:
+                finish_oldest()
+            t_wait = time.perf_counter()
+        while in_flight:
+            finish_oldest()
+    finally:
+        stylizer.wait_idle()  # the runtime may still be reading a batch when an error stops us
+    return work
 
 
 def restyle_file(
@@ -252,14 +329,9 @@ def restyle_file(
                             style=style.mix or None)
     if info is not None:
         info(f"{stylizer.describe()}")
-    smoother = _make_smoother(opts.smooth, opts.smooth_strength)
+    smoother = smoother_for(opts.smooth, opts.smooth_strength)
 
     t_start = time.perf_counter()
-    frames = 0
-    warmup_s = 0.0
-    proc = (0, 0)
-    size = (0, 0)
-    waits = {"decode_wait_s": 0.0, "encode_wait_s": 0.0, "post_s": 0.0}
     # On the CPU the network takes every core: decode and encode then run below its priority, and
     # the encoder on few threads (workers.lower_thread_priority, sinks.beside_cpu_network).
     on_cpu = stylizer.device == "cpu"
@@ -276,48 +348,14 @@ def restyle_file(
         with source, sink:
             if smoother is not None:
                 smoother.reset()
-            # Up to stylizer.lanes batches are in the network at once (Stylizer.submit): the oldest is
-            # collected and finished in order while the next ones run.
-            in_flight: collections.deque[tuple[list[Frame], list[np.ndarray], PendingFrames]] = collections.deque()
-
-            def finish_oldest() -> None:
-                nonlocal frames
-                batch, contents, job = in_flight.popleft()
-                for f, content, s in zip(batch, contents, job.result()):
-                    t0 = time.perf_counter()
-                    s = finish_frame(f.image, content, s, preserve_color=opts.preserve_color, smoother=smoother,
-                                     strength=opts.strength)
-                    t1 = time.perf_counter()
-                    sink.write(f.with_image(s))
-                    t2 = time.perf_counter()
-                    waits["post_s"] += t1 - t0
-                    waits["encode_wait_s"] += t2 - t1
-                    frames += 1
-                    bar.update()
-
-            try:
-                t_wait = time.perf_counter()
-                for batch in batched(source, opts.batch):
-                    waits["decode_wait_s"] += time.perf_counter() - t_wait
-                    h, w = batch[0].image.shape[:2]
-                    if not proc[0]:
-                        size = (w, h)
-                        proc = processing_size(w, h, opts.max_size)
-                        warmup_s = stylizer.warmup(proc[1], proc[0], len(batch))
-                    contents = [_resize(f.image, proc) for f in batch]
-                    in_flight.append((batch, contents, stylizer.submit(contents)))
-                    if len(in_flight) >= stylizer.lanes:
-                        finish_oldest()
-                    t_wait = time.perf_counter()
-                while in_flight:
-                    finish_oldest()
-            finally:
-                stylizer.wait_idle()  # the runtime may still be reading a batch when an error stops us
-            if frames == 0:
+            work = restyle_frames(source, stylizer, sink.write, batch=opts.batch, max_size=opts.max_size,
+                                  preserve_color=opts.preserve_color, strength=opts.strength,
+                                  smoother=smoother, on_frame=bar.update)
+            if work.frames == 0:
                 raise InputError(f"no video frames could be decoded from {inp}" + (
                     f" between {opts.start:g}s and {end:g}s" if end is not None else ""))
             t_close = time.perf_counter()
-        waits["encode_flush_s"] = time.perf_counter() - t_close
+        work.waits["encode_flush_s"] = time.perf_counter() - t_close
         if opts.start == 0 and opts.duration is None and not source.truncated:
             _check_complete(source, sink.audio, _warn)
     except KeyboardInterrupt as exc:
@@ -328,8 +366,9 @@ def restyle_file(
         raise
     bar.close()
     seconds = time.perf_counter() - t_start
+    frames, size, proc, warmup_s = work.frames, work.size, work.proc, work.warmup_s
     stages = stylizer.times.as_dict()
-    stages.update({k: round(v, 4) for k, v in waits.items()})
+    stages.update({k: round(v, 4) for k, v in work.waits.items()})
     return RestyleSummary(
         input=str(inp),
         output=str(out),
@@ -370,7 +409,7 @@ def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn
         copy_end=None if end is None else info.origin + end,
         # a cut starts at its first frame; a whole file keeps its times, counted from its origin
         offset=None if opts.start > 0 else info.origin,
-        sample_aspect_ratio=_output_sar(info.sample_aspect_ratio, info.rotation),
+        sample_aspect_ratio=output_sar(info.sample_aspect_ratio, info.rotation),
         overwrite=opts.overwrite,
         queue_size=opts.queue_size,
         warn=warn,
@@ -397,7 +436,7 @@ def _check_complete(source: FileSource, audio: list[AudioReport], warn: WarnFn) 
         warn(f"{source.path.name} ends before its header says: {', '.join(short)} (file truncated?)")
 
 
-def _output_sar(sar: Fraction | None, rotation: int) -> Fraction | None:
+def output_sar(sar: Fraction | None, rotation: int) -> Fraction | None:
     """Non-square pixels keep their shape; a quarter turn swaps which side is stretched."""
     if not sar or sar <= 0 or sar == 1:
         return None

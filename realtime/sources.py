@@ -357,12 +357,13 @@ class FileSource:
         vs = self.stream
         tb = Fraction(vs.time_base)
         eps = float(tb) / 2
-        state = {"last_pts": None, "step": None, "rotation": None, "check_start": seeked}
+        stamps = FrameStamps(tb, self.info.rate, fallback_rotation=self.info.rotation)
+        state = {"check_start": seeked}
         order: PresentationOrder = PresentationOrder(self.info.reorders)
         last_packet_pts: int | None = None
 
         def emit_all(timed: list) -> bool:  # list[tuple[VideoFrame, int | None]]
-            return all(self._emit(vf, pts, tb, eps, state) for vf, pts in timed)
+            return all(self._emit(vf, pts, tb, eps, state, stamps) for vf, pts in timed)
 
         try:
             for packet in self.container.demux(vs):
@@ -406,19 +407,12 @@ class FileSource:
         elif self.decode_errors == 4:
             self._note(f"{self.path.name}: more decode errors follow; counting them quietly")
 
-    def _emit(self, vf, pts: int | None, tb: Fraction, eps: float, state: dict) -> bool:  # noqa: ANN001
+    def _emit(self, vf, pts: int | None, tb: Fraction, eps: float, state: dict, stamps: "FrameStamps") -> bool:  # noqa: ANN001
         """Convert and queue one decoded frame (presentation time ``pts``); False when the requested
         range has ended."""
-        if pts is None:
-            # no timestamp (some AVI/raw streams): continue from the last one at the nominal rate
-            pts = _guess_next_pts(state, tb, self.info.rate)
-        elif state["last_pts"] is not None:
-            step = pts - state["last_pts"]
-            if step > 0:
-                state["step"] = step
-        state["last_pts"] = pts
+        pts = stamps.pts(pts)
         t_file = float(pts * tb)
-        frame_end = t_file + (float(vf.duration * tb) if vf.duration else float(state["step"] or 0) * float(tb))
+        frame_end = t_file + (float(vf.duration * tb) if vf.duration else float(stamps.step or 0) * float(tb))
         self.video_end = frame_end if self.video_end is None else max(self.video_end, frame_end)
         t = t_file - self.info.origin
         if state["check_start"]:
@@ -429,18 +423,63 @@ class FileSource:
             return True
         if self.end is not None and t + eps >= self.end:
             return False
-        if state["rotation"] is None:
-            try:
-                state["rotation"] = _rotation_of(None, int(round(vf.rotation)))
-            except Exception:  # noqa: BLE001 - older PyAV without frame.rotation
-                state["rotation"] = self.info.rotation
-        image = vf.to_ndarray(format="rgb24")
-        image = upright(image, state["rotation"])
-        frame = Frame(index=self.frames_out, image=image, pts=int(pts), time_base=tb)
+        frame = Frame(index=self.frames_out, image=stamps.image(vf), pts=pts, time_base=tb)
         if self._put(frame):
             self.frames_out += 1
             return True
         return False
+
+
+class FrameStamps:
+    """Timestamps and upright pixels of one stream's decoded frames, in presentation order.
+
+    ``pts`` takes each frame's presentation time as the caller has it (the frame's own, or the one a
+    ``timestamps.PresentationOrder`` gave it back); a frame without one (some AVI/raw streams) continues
+    from the last one at the nominal rate. The rotation is the first frame's display matrix unless
+    ``rotation`` is given (frames decoded from packets outside their container carry no display matrix:
+    the cluster workers are told it). Shared by ``FileSource`` and the cluster workers
+    (realtime.cluster), so both see the same frames.
+    """
+
+    def __init__(self, time_base: Fraction, rate: Fraction | None, rotation: int | None = None,
+                 fallback_rotation: int = 0) -> None:
+        self.time_base = Fraction(time_base)
+        self.rate = rate
+        self.rotation = rotation
+        self.fallback_rotation = fallback_rotation
+        self._state: dict = {"last_pts": None, "step": None}
+
+    @property
+    def step(self) -> int | None:
+        """The last positive interval between two frames (``time_base`` units), once there is one."""
+        return self._state["step"]
+
+    def pts(self, pts: int | None) -> int:
+        """A frame's pts in ``time_base`` (guessed when None); advances the state."""
+        state = self._state
+        if pts is None:
+            pts = _guess_next_pts(state, self.time_base, self.rate)
+        elif state["last_pts"] is not None:
+            step = pts - state["last_pts"]
+            if step > 0:
+                state["step"] = step
+        state["last_pts"] = pts
+        return int(pts)
+
+    def image(self, vf) -> np.ndarray:  # noqa: ANN001 - av.VideoFrame
+        """The frame as upright H×W×3 uint8 RGB."""
+        if self.rotation is None:
+            self.rotation = frame_rotation(vf, self.fallback_rotation)
+        return upright(vf.to_ndarray(format="rgb24"), self.rotation)
+
+
+def frame_rotation(vf, fallback: int = 0) -> int:  # noqa: ANN001 - av.VideoFrame
+    """A decoded frame's display rotation (counter-clockwise degrees, a quarter turn); ``fallback`` with
+    an older PyAV that does not expose it."""
+    try:
+        return _rotation_of(None, int(round(vf.rotation)))
+    except Exception:  # noqa: BLE001 - older PyAV without frame.rotation
+        return fallback
 
 
 def _guess_next_pts(state: dict, tb: Fraction, rate: Fraction | None) -> int:

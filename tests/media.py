@@ -38,6 +38,7 @@ def make_video(
     tone_hz: float = 440.0,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    gop: int | None = None,
     start: float = 0.0,
     bframes: int = 0,
     pts_from_dts: bool = False,
@@ -45,7 +46,8 @@ def make_video(
     """Write a clip; returns the presentation time (s) of each video frame as written.
 
     ``vfr``: irregular frame intervals in a 1/1000 time base (like phone video). ``rotation``: display
-    matrix rotation in counter-clockwise degrees (``VideoFrame.rotation`` convention). ``audio``: codec
+    matrix rotation in counter-clockwise degrees (``VideoFrame.rotation`` convention). ``gop``: a
+    keyframe every this many frames (the encoder's default otherwise: one for the whole clip). ``audio``: codec
     of a sine-tone track ("aac", "mp2", "pcm_s16le", "pcm_mulaw", ...), as long as the video.
     ``start``: every stream starts at this time (seconds; like a broadcast recording or a cut). The
     returned times include it. ``bframes``: x264 B-frames (presentation order differs from decode
@@ -71,6 +73,8 @@ def make_video(
         if bframes:
             # ultrafast turns B-frames off; a pyramid of them reorders frames by up to `bframes`
             v.options = {"preset": "veryfast", "bf": str(bframes), "x264-params": "b-pyramid=normal:scenecut=0"}
+    if gop:
+        v.codec_context.gop_size = gop
     if vfr:
         v.time_base = Fraction(1, 1000)
         v.codec_context.time_base = Fraction(1, 1000)
