@@ -44,10 +44,13 @@ def assert_same_output(reference: Path, out: Path) -> None:
 def ray_cluster():
     """One local Ray instance for the module (starting one takes many seconds on 2 cores); the CLI and
     the driver use a connection that is already there."""
+    from realtime.cluster.run import keep_signal_handlers
+
     ray = pytest.importorskip("ray", reason="the [cluster] extra (Ray) is not installed")
     for attempt in (1, 2):
         try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            with keep_signal_handlers():  # Ray's SIGTERM handler would outlive the module (test_train checks it)
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             break
         except Exception:  # noqa: BLE001 - Ray gives its node 30 s to start: a busy machine may need a second try
             ray.shutdown()
@@ -159,6 +162,35 @@ def test_cluster_without_ray_is_one_line_saying_what_to_install(clips, tmp_path:
 
 
 # ------------------------------------------------------------------ on a local Ray cluster
+
+
+@pytest.mark.slow
+def test_starting_ray_keeps_our_signal_handlers() -> None:
+    # ray.init installs a SIGTERM handler that calls sys.exit and stays after ray.shutdown: a SIGTERM
+    # during a cluster run would skip realtime.signals (one line, exit 143) and the handler leak
+    ray = pytest.importorskip("ray", reason="the [cluster] extra (Ray) is not installed")
+    from realtime.cluster.run import connect
+
+    if ray.is_initialized():
+        pytest.skip("Ray is already up in this process")
+
+    def ours(signum, frame) -> None:  # noqa: ANN001
+        pass
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        for attempt in (1, 2):
+            try:
+                assert connect(ray, None)
+                break
+            except Exception:  # noqa: BLE001 - Ray gives its node 30 s to start: a busy machine may need a second try
+                ray.shutdown()
+                if attempt == 2:
+                    raise
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        ray.shutdown()
+        signal.signal(signal.SIGTERM, before)
 
 
 @pytest.mark.slow

@@ -15,8 +15,11 @@ segment is in (outputs.py rules); on Ctrl+C the workers are killed and nothing i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -173,13 +176,33 @@ def connect(ray, address: str | None) -> bool:  # noqa: ANN001
     if ray.is_initialized():
         return False  # the caller's own connection (tests, notebooks): use it, leave it up
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 configure_logging=True)
+        with keep_signal_handlers():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                     configure_logging=True)
     except ConnectionError as exc:
         raise RealtimeError(f"cannot reach the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}") from exc
     except Exception as exc:  # noqa: BLE001 - ray.init raises several types for a bad address
         raise RealtimeError(f"cannot start or join Ray ({address or 'local'}): {str(exc).splitlines()[0][:200]}") from exc
     return True
+
+
+@contextlib.contextmanager
+def keep_signal_handlers() -> Iterator[None]:
+    """Put back the signal handlers that ``ray.init`` replaces: it installs its own SIGTERM handler
+    (``sys.exit``) in the driver and leaves it after ``ray.shutdown``, which would bypass
+    realtime.signals (SIGTERM must stop a run as Ctrl+C does: workers killed, nothing half-written,
+    one line, exit 143) and outlive the run."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP")
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set from the main thread; Ray then leaves them alone too
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (getattr(signal, n) for n in names if hasattr(signal, n))}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
 
 
 def worker_shape(ray, opts: ClusterOptions) -> tuple[int, dict[str, float], str, int | None]:  # noqa: ANN001
