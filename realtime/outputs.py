@@ -36,6 +36,15 @@ def partial_file(final: Path) -> tuple[int, Path]:
     raise OutputError(f"cannot write in {folder}: no free temporary name")
 
 
+def discard(tmp: Path | None) -> None:
+    """Remove a temporary output (one already gone is fine): a run that did not finish publishes nothing."""
+    if tmp is not None:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def publish(tmp: Path, final: Path, overwrite: bool) -> None:
     """Give the finished temporary file its final name in one step. Without ``overwrite``, link() fails if
     the name was taken meanwhile, so a file that appeared during the run is never clobbered."""

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .outputs import partial_file, publish
+from .outputs import discard, partial_file, publish
 from .workers import cpu_count, drain_and_join, lower_thread_priority
 from .errors import OutputError, RealtimeError
 from .frames import Frame
@@ -498,9 +498,5 @@ class FileSink:
             except BaseException:  # noqa: BLE001
                 pass
             self._container = None
-        if self.tmp_path is not None:
-            try:
-                self.tmp_path.unlink()
-            except FileNotFoundError:
-                pass
-            self.tmp_path = None
+        discard(self.tmp_path)
+        self.tmp_path = None

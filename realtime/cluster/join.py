@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import OutputError, RealtimeError
-from ..outputs import partial_file, publish
+from ..outputs import discard, partial_file, publish
 from ..remux import AudioReport, StreamCopier
 from ..sinks import container_format
 
@@ -111,9 +111,5 @@ class SegmentJoiner:
             except Exception:  # noqa: BLE001 - closing a half-written file must not mask the real error
                 pass
             self._out = None
-        if self.tmp_path is not None:
-            try:
-                self.tmp_path.unlink()
-            except FileNotFoundError:
-                pass
-            self.tmp_path = None
+        discard(self.tmp_path)
+        self.tmp_path = None
