@@ -64,7 +64,9 @@ def main() -> int:
     a.conf = a.conf or str(ROOT / "conf" / sub)
     a.out = a.out or str(ROOT / "runs" / sub)
     a.trained = a.trained or str(ROOT / "trained" / sub)
-    vgg = load_vgg()
+    # one loss network per (net, weights) the configs name, loaded once: a VGG19 config must not be
+    # trained against VGG16 features because the zoo passed the trainer one network for all
+    loss_nets: dict[tuple[str, str], object] = {}
     names = a.only or sorted(f.stem for f in Path(a.conf).glob("*.json"))
     trained = Path(a.trained)
     trained.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,10 @@ def main() -> int:
                 previous = ckpt
                 done.append(finished)
                 continue
-            trainer = Trainer(cfg, resume=ckpt if ckpt.is_file() else None, vgg=vgg)
+            key = (cfg.loss_net, cfg.vgg_weights or "")
+            if key not in loss_nets:
+                loss_nets[key] = load_vgg(cfg.vgg_weights or None, arch=cfg.loss_net)
+            trainer = Trainer(cfg, resume=ckpt if ckpt.is_file() else None, vgg=loss_nets[key])
             print(f"== {name} stage {i + 1}/{len(stages)}: {trainer.config.iterations} iterations from {trainer.iteration}, "
                   f"{trainer.precision}", flush=True)
             result = trainer.run()
