@@ -53,6 +53,22 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda v: v >= 0, "must not be negative")
 
 
+def stroke_factor(text: str) -> float:
+    """--stroke: a stroke size relative to the trained one (realtime.strokes), 0.1 to 10."""
+    return _number(text, float, lambda v: 0.1 <= v <= 10, "is not between 0.1 and 10")
+
+
+def add_stroke_arguments(p: argparse.ArgumentParser) -> None:
+    """--stroke, --full-size and --max-size: the size frames are stylized at (realtime.strokes)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--stroke", type=stroke_factor, default=1.0, metavar="SCALE",
+                   help="stroke size against the one the style was trained for: frames are stylized at the size "
+                        "that gives it and scaled back up with sharp edges (default 1; 2 coarser and faster, 0.5 finer)")
+    g.add_argument("--full-size", action="store_true", help="stylize every pixel at the input size (finest strokes, slowest)")
+    g.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
+                   help="stylize at this long side and scale back to the input size")
+
+
 def positive_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 1, "must be at least 1")
 

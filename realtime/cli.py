@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
-from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, positive_int, unit_float
+from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, add_stroke_arguments, positive_int, unit_float
 from .cluster.cli import add_arguments as add_many_arguments, several_inputs
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
@@ -56,8 +56,7 @@ def build_restyle_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call (default 1)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
     p.add_argument("--lanes", type=positive_int, default=None, help=LANES_HELP)
-    p.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
-                   help="stylize at this long side and scale back to the input size (faster, coarser strokes)")
+    add_stroke_arguments(p)
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--start", type=_seconds, default=0.0, help="start at this time (seconds or [h:]m:s)")
@@ -124,6 +123,7 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         batch=args.batch,
         max_size=args.max_size,
+        stroke=None if args.full_size else args.stroke,
         strength=args.strength,
         preserve_color=args.preserve_color,
         start=args.start,

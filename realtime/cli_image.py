@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from .argtypes import (layer_list, layer_weights, non_negative_float, non_negative_int, percent_int, positive_float,
-                       positive_int, unit_float)
+                       positive_int, stroke_factor, unit_float)
 from .errors import InputError, ModelError, OutputError, RealtimeError
 from .models import TIER_CHOICES
 
@@ -56,9 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when it really works, else CPU (default); cuda: fail if it cannot run")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
-                   help=f"stylize at this long side and scale back to the input size (default: the input size; "
-                        f"{OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
+                      help=f"stylize at this long side and scale back to the input size (default: the size --stroke "
+                           f"gives; {OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet)")
+    size.add_argument("--stroke", type=stroke_factor, default=None, metavar="SCALE",
+                      help="with a style model: stroke size against the one the style was trained for; the image is "
+                           "stylized at the size that gives it and scaled back up with sharp edges (default 1; 2 "
+                           "coarser, 0.5 finer)")
+    size.add_argument("--full-size", action="store_true", help="with a style model: stylize every pixel (finest strokes)")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--tile-size", type=non_negative_int, default=DEFAULT_TILE, metavar="PIXELS",
@@ -129,6 +135,9 @@ def _check_usage(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[s
                 p.error(f"--{name.replace('_', '-')} applies to --optimize only")
         if len(styles) > 1 and not args.sheet:
             p.error("several styles need --sheet")
+    if (args.optimize or args.sheet) and (args.stroke is not None or args.full_size):
+        p.error(f"--{'stroke' if args.stroke is not None else 'full-size'} applies to a style model, not "
+                f"--{'optimize' if args.optimize else 'sheet'} (use --max-size)")
     if args.tile_size and args.tile_size < 2 * args.tile_overlap + 16:
         p.error(f"--tile-size must be 0 or at least 2 × --tile-overlap + 16 ({2 * args.tile_overlap + 16})")
     return styles
@@ -216,6 +225,10 @@ def _model_process(args: argparse.Namespace, opts, style, info):  # noqa: ANN001
     # one image at a time, each waited for: one session with every core (lanes pay off only for streams)
     stylizer = Stylizer(style.path, device=args.device, threads=args.threads, lanes=1, style=style.mix or None)
     info(stylizer.describe())
+    if not opts.max_size and not args.full_size:
+        from .strokes import stroke_short_side
+
+        opts.short_side = stroke_short_side(stylizer.info.metadata, args.stroke or 1.0)
 
     def process(image, job):  # noqa: ANN001, ANN202
         on_tile, end = _tile_bar(args, job.input.name)

@@ -36,6 +36,7 @@ class StillOptions:
     """How each image is stylized (shared by every method)."""
 
     max_size: int | None = None  # long side to stylize at; the output keeps the input's size
+    short_side: int | None = None  # else the short side to stylize at (the style's stroke scale, strokes.py)
     strength: float = 1.0
     preserve_color: bool = False
     tile_size: int = DEFAULT_TILE  # network input at most tile_size² pixels at a time; 0: never tile
@@ -131,10 +132,11 @@ def plan_jobs(inp: Path, out: Path, *, overwrite: bool, fmt: str | None = None, 
 # ------------------------------------------------------------------------------------------------ methods
 
 
-def processing_image(image: np.ndarray, max_size: int | None) -> np.ndarray:
-    """The image at the size the method runs at (long side at most ``max_size``; never enlarged)."""
+def processing_image(image: np.ndarray, max_size: int | None, short_side: int | None = None) -> np.ndarray:
+    """The image at the size the method runs at (long side at most ``max_size``, else short side at
+    most ``short_side``; never enlarged)."""
     h, w = image.shape[:2]
-    pw, ph = processing_size(w, h, max_size)
+    pw, ph = processing_size(w, h, max_size, short_side)
     if (pw, ph) == (w, h):
         return image
     return cv2.resize(image, (pw, ph), interpolation=cv2.INTER_AREA)  # area: no aliasing to turn into texture
@@ -149,7 +151,7 @@ def stylize_with_model(image: np.ndarray, stylizer, opts: StillOptions,  # noqa:
                        on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """One image through a fast style model: scaled to the processing size, in tiles when larger than
     ``opts.tile_size``, finished (colour, size, strength)."""
-    content = processing_image(image, opts.max_size)
+    content = processing_image(image, opts.max_size, opts.short_side)
 
     def one(tile: np.ndarray) -> np.ndarray:
         return stylizer.stylize([tile])[0]

@@ -45,6 +45,9 @@ STYLE_NAMES = "style_names"  # JSON list: the styles of the ``style`` input, in 
 STYLE_RECORDS = "style_records"
 STYLE_IMAGE_SHA256 = "style_image_sha256"
 SETTINGS = "settings"  # JSON: every training setting
+# The short side (px) of the largest photos the style was trained on (crop × scale_max): the frame size
+# at which its strokes look as trained. The runtime stylizes frames at that size by default (strokes.py).
+TRAINED_SHORT_SIDE = "trained_short_side"
 ITERATIONS = "iterations"
 FINAL_LOSSES = "final_losses"  # JSON
 TRAINER_VERSION = "trainer_version"

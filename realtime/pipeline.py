@@ -11,6 +11,7 @@ finishes the oldest.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import tempfile
 import time
@@ -44,6 +45,9 @@ class RestyleOptions:
     device: str = "auto"
     batch: int = 1
     max_size: int | None = None  # long side at which to stylize; output keeps the input size
+    # stroke size against the one the style was trained for (strokes.py): the frame is stylized at the
+    # size that gives it, and scaled back up; None stylizes at full size. --max-size overrides it.
+    stroke: float | None = 1.0
     strength: float = 1.0  # 1: fully stylized, 0: the input
     preserve_color: bool = False
     start: float = 0.0
@@ -132,12 +136,27 @@ def check_output_folder(folder: Path) -> None:
         raise OutputError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc
 
 
-def processing_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
-    """The (width, height) at which to stylize: the frame size, or scaled so the long side is max_size."""
-    if not max_size or max(width, height) <= max_size:
+def processing_size(width: int, height: int, max_size: int | None, short_side: int | None = None) -> tuple[int, int]:
+    """The (width, height) at which to stylize: the frame size, or scaled down so the long side is
+    ``max_size`` or else the short side is ``short_side`` (never enlarged)."""
+    if max_size:
+        scale = max_size / max(width, height)
+    elif short_side:
+        scale = short_side / min(width, height)
+    else:
         return width, height
-    scale = max_size / max(width, height)
+    if scale >= 1.0:
+        return width, height
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
+def stroke_short_side_for(stylizer, max_size: int | None, stroke: float | None) -> int | None:  # noqa: ANN001
+    """The short side to stylize at for ``stroke`` (strokes.py), unless ``max_size`` or full size rules."""
+    from .strokes import stroke_short_side
+
+    if max_size or stroke is None:
+        return None
+    return stroke_short_side(stylizer.info.metadata, stroke)
 
 
 def preserve_colour(content: np.ndarray, stylized: np.ndarray) -> np.ndarray:
@@ -182,7 +201,11 @@ def finish_frame(original: np.ndarray, content: np.ndarray, stylized: np.ndarray
         out = preserve_colour(content, out)
     if smoother is not None:
         out = smoother.process(content, out)  # type: ignore[attr-defined]
-    out = _resize(out, (original.shape[1], original.shape[0]))
+    if out.shape[:2] != original.shape[:2]:
+        from .strokes import upscale_with_detail
+
+        # stylized smaller than the frame: scale up, with the frame's own edges added back
+        out = upscale_with_detail(original, content, out)
     return blend(original, out, strength)
 
 
@@ -231,6 +254,7 @@ def restyle_frames(
     *,
     batch: int = 1,
     max_size: int | None = None,
+    stroke: float | None = None,
     preserve_color: bool = False,
     strength: float = 1.0,
     smoother: object | None = None,
@@ -243,7 +267,10 @@ def restyle_frames(
     segment, which bring the smoother (and its cut detector) to the state a run from the start has there.
 
     Up to ``stylizer.lanes`` batches are in the network at once (Stylizer.submit): the oldest is
-    collected and finished in order while the next ones run. The caller resets the smoother."""
+    collected and finished in order while the next ones run. The caller resets the smoother.
+
+    Frames are stylized at ``max_size`` (long side) if given, else at the size ``stroke`` asks of the
+    model's trained stroke scale (``stroke_short_side_for``; None: full size)."""
     work = FrameWork()
     waits = work.waits
     in_flight: collections.deque[tuple[list[Frame], list[np.ndarray], PendingFrames]] = collections.deque()
@@ -273,7 +300,7 @@ def restyle_frames(
             h, w = group[0].image.shape[:2]
             if not work.proc[0]:
                 work.size = (w, h)
-                work.proc = processing_size(w, h, max_size)
+                work.proc = processing_size(w, h, max_size, stroke_short_side_for(stylizer, max_size, stroke))
                 work.warmup_s = stylizer.warmup(work.proc[1], work.proc[0], len(group))
             contents = [_resize(f.image, work.proc) for f in group]
             in_flight.append((group, contents, stylizer.submit(contents)))
@@ -309,6 +336,8 @@ def restyle_file(
         raise RealtimeError("--start must be >= 0 and --duration > 0")
     if opts.max_size is not None and opts.max_size < 8:
         raise RealtimeError("--max-size must be at least 8")
+    if opts.stroke is not None and not (math.isfinite(opts.stroke) and 0.1 <= opts.stroke <= 10):
+        raise RealtimeError("--stroke must be between 0.1 and 10 (1: the size the style was trained for)")
     check_paths(inp, out, opts.overwrite)
     opts.encoder.validate()
     open_input(inp).close()  # "not a video" before the model is loaded (that takes a while)
@@ -343,13 +372,20 @@ def restyle_file(
     except BaseException:
         source.close()
         raise
+    if info is not None:
+        w, h = source.info.width, source.info.height
+        pw, ph = processing_size(w, h, opts.max_size, stroke_short_side_for(stylizer, opts.max_size, opts.stroke))
+        if (pw, ph) != (w, h):
+            why = f"--max-size {opts.max_size}" if opts.max_size else (
+                "the style's trained stroke size" if opts.stroke == 1 else f"--stroke {opts.stroke:g}")
+            info(f"stylizing {w}x{h} at {pw}x{ph} ({why}; --full-size for every pixel), output at {w}x{h}")
     bar = Progress(source.estimated_frames(), label=inp.name, enabled=progress)
     try:
         with source, sink:
             if smoother is not None:
                 smoother.reset()
             work = restyle_frames(source, stylizer, sink.write, batch=opts.batch, max_size=opts.max_size,
-                                  preserve_color=opts.preserve_color, strength=opts.strength,
+                                  stroke=opts.stroke, preserve_color=opts.preserve_color, strength=opts.strength,
                                   smoother=smoother, on_frame=bar.update)
             if work.frames == 0:
                 raise InputError(f"no video frames could be decoded from {inp}" + (

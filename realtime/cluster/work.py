@@ -30,6 +30,7 @@ class SegmentSettings:
     encoder: EncoderSettings
     batch: int = 1
     max_size: int | None = None
+    stroke: float | None = 1.0  # pipeline.RestyleOptions.stroke
     strength: float = 1.0
     preserve_color: bool = False
     smooth: str = "off"
@@ -134,7 +135,7 @@ def restyle_segment(segment: Segment, stylizer, settings: SegmentSettings) -> Se
                         background=stylizer.device == "cpu", warn=warnings.append)
         with sink:
             work = restyle_frames(decode_segment(segment, warnings), stylizer, sink.write, batch=settings.batch,
-                                  max_size=settings.max_size, preserve_color=settings.preserve_color,
+                                  max_size=settings.max_size, stroke=settings.stroke, preserve_color=settings.preserve_color,
                                   strength=settings.strength, smoother=smoother,
                                   keep=None if first is None else (lambda f: f.pts >= first))
         data = path.read_bytes() if work.frames else b""

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
-from .losses import content_distance, style_distance, target_grams
+from .losses import EVAL_CONTENT_LAYER, STYLE_LAYERS, gram, target_grams
 
 EVAL_LONG_SIDE = 512
 
@@ -35,18 +35,43 @@ def photo_tensor(path: str | Path, long_side: int = EVAL_LONG_SIDE) -> torch.Ten
     return to_tensor(resize_long_side(open_rgb(path), long_side), multiple=4)
 
 
+def _distances(feats_y: dict[str, torch.Tensor], feats_x: dict[str, torch.Tensor],
+               style_grams: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Style and content distances (losses.style_distance / content_distance) from features already
+    computed: one VGG pass per image serves both, as relu3_3 is a style layer too."""
+    import torch.nn.functional as F
+
+    style = float(sum(F.mse_loss(gram(feats_y[n]), style_grams[n].expand(feats_y[n].shape[0], -1, -1)) for n in STYLE_LAYERS))
+    content = float(F.mse_loss(feats_y[EVAL_CONTENT_LAYER], feats_x[EVAL_CONTENT_LAYER]))
+    return style, content
+
+
+@torch.no_grad()
 def evaluate_photos(vgg: torch.nn.Module, stylize: Method, photos: Sequence[str | Path],
                     style_grams: dict[str, torch.Tensor], long_side: int = EVAL_LONG_SIDE) -> list[dict[str, float | str]]:
     """Per photo: style distance of ``stylize(x)`` to the style image, content distance to ``x``, and the
     seconds ``stylize`` took."""
-    rows: list[dict[str, float | str]] = []
+    return evaluate_styles(vgg, {"": (stylize, style_grams)}, photos, long_side)[""]
+
+
+@torch.no_grad()
+def evaluate_styles(vgg: torch.nn.Module, methods: dict[Any, tuple[Method, dict[str, torch.Tensor]]],
+                    photos: Sequence[str | Path], long_side: int = EVAL_LONG_SIDE) -> dict[Any, list[dict[str, float | str]]]:
+    """``evaluate_photos`` for several (stylize, style grams) pairs at once, by name: each photo is read
+    and passed through VGG once for all of them (a 12-style model's evaluation did it 6 times a style)."""
+    layers = list(dict.fromkeys([*STYLE_LAYERS, EVAL_CONTENT_LAYER]))
+    rows: dict[str, list[dict[str, float | str]]] = {name: [] for name in methods}
     for path in photos:
         x = photo_tensor(path, long_side).to(_device(vgg))
-        t = time.perf_counter()
-        y = stylize(x).float().clamp(0, 1)
-        seconds = time.perf_counter() - t
-        rows.append({"photo": Path(path).name, "style_distance": style_distance(vgg, y, style_grams),
-                     "content_distance": content_distance(vgg, y, x), "seconds": seconds})
+        feats_x = vgg(x, layers)
+        for name, (stylize, grams) in methods.items():
+            t = time.perf_counter()
+            out = stylize(x)
+            seconds = time.perf_counter() - t
+            feats_y = feats_x if out is x else vgg(out.float().clamp(0, 1), layers)  # the input row: x itself
+            style, content = _distances(feats_y, feats_x, grams)
+            rows[name].append({"photo": Path(path).name, "style_distance": style, "content_distance": content,
+                               "seconds": seconds})
     return rows
 
 
@@ -65,6 +90,13 @@ def evaluate_folder(vgg: torch.nn.Module, stylize: Method, photos: str | Path,
     over the photos, each resized to ``long_side`` and cropped to a multiple of 4."""
     s = summarise(evaluate_photos(vgg, stylize, list_images(photos), style_grams, long_side))
     return {"style_distance": s["style_distance"], "content_distance": s["content_distance"], "photos": s["photos"]}
+
+
+def evaluate_folder_styles(vgg: torch.nn.Module, methods: dict[Any, tuple[Method, dict[str, torch.Tensor]]],
+                           photos: str | Path, long_side: int = EVAL_LONG_SIDE) -> dict[Any, dict[str, float]]:
+    """``evaluate_folder`` for several (stylize, style grams) pairs, by name (``evaluate_styles``)."""
+    rows = evaluate_styles(vgg, methods, list_images(photos), long_side)
+    return {name: {k: v for k, v in summarise(r).items() if k != "seconds"} for name, r in rows.items()}
 
 
 def optimization_method(vgg: torch.nn.Module, painting: np.ndarray, settings, size: int | None = None,  # noqa: ANN001

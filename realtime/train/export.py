@@ -144,11 +144,31 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def build_metadata(config: Mapping[str, Any], style_sha256: str, iterations: int, final_losses: Mapping[str, float],
                    tier: str = "full", border: int = 0) -> dict[str, Any]:
-    return {
+    meta = {
         mm.STYLE_NAME: config["name"], mm.TIER: tier, mm.BORDER: str(int(border)), mm.STYLE_IMAGE_SHA256: style_sha256, mm.SETTINGS: dict(config),
         mm.ITERATIONS: str(iterations), mm.FINAL_LOSSES: dict(final_losses), mm.TRAINER_VERSION: TRAINER_VERSION,
         mm.DATE: datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     }
+    short = trained_short_side_of(config)
+    if short is not None:
+        meta[mm.TRAINED_SHORT_SIDE] = str(short)
+    return meta
+
+
+def trained_short_side_of(config: Mapping[str, Any]) -> int | None:
+    """The frame short side the model's strokes were trained for (realtime.strokes): its teacher's, when
+    it was distilled (a student copies its teacher's strokes), else its own crops'."""
+    from realtime.strokes import model_short_side, trained_short_side
+
+    teacher = config.get("teacher")
+    if teacher and float(config.get("distill_weight") or 0) > 0 and Path(teacher).is_file():
+        try:
+            short = model_short_side(read_metadata(teacher))
+        except Exception:  # noqa: BLE001 - an unreadable teacher leaves the student's own figure
+            short = None
+        if short is not None:
+            return short
+    return trained_short_side(config)
 
 
 def load_network(path: str | Path) -> tuple[nn.Module, dict[str, str]]:

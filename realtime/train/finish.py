@@ -13,7 +13,7 @@ from realtime import modelmeta as mm
 from realtime.sheet import contact_sheet, save_png
 
 from . import TRAINER_VERSION
-from .evaluate import evaluate_folder, load_style_grams
+from .evaluate import evaluate_folder_styles, load_style_grams
 from .export import build_metadata, export_onnx
 from .model import forward_with_border
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
@@ -55,9 +55,13 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
 
             vgg = load_vgg()
             all_grams = [load_style_grams(vgg, p, cfg.style_size) for p in paths]
+        identity = lambda x: x  # noqa: E731 - the input row: the photo's own distance to the painting
+        methods = {}
         for k, grams in zip(learnt, all_grams):
-            per_style[names[k]] = {"model": evaluate_folder(vgg, stylizer(k), cfg.val, grams),
-                                   "input": evaluate_folder(vgg, lambda x: x, cfg.val, grams)}
+            methods[("model", names[k])] = (stylizer(k), grams)
+            methods[("input", names[k])] = (identity, grams)
+        for (row, name), summary in evaluate_folder_styles(vgg, methods, cfg.val).items():
+            per_style.setdefault(name, {})[row] = summary
         evaluation = per_style[names[trainer.first_style]]
         sheet_path = result.run_dir / f"{cfg.name}_sheet.png"
         save_png(str(sheet_path), style_sheet(list_images(cfg.val), [(names[k], stylizer(k)) for k in learnt]))
