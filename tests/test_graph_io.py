@@ -34,6 +34,13 @@ def _levels(a: list[np.ndarray], b: list[np.ndarray]) -> int:
     return max(int(np.abs(p.astype(int) - q.astype(int)).max()) for p, q in zip(a, b))
 
 
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    """Byte for byte (what the shipped models' range 0..1 and RGB give), or within one level on under
+    1 % of the values (other ranges: the graph computes (y - lo)·255/(hi - lo), OpenCV y·a + b)."""
+    diff = np.abs(np.stack(a).astype(int) - np.stack(b).astype(int))
+    return int(diff.max()) <= 1 and float((diff > 0).mean()) < 0.01
+
+
 def _shipped(tier: str) -> Path:
     path = TRAINED / ("fast" if tier == "fast" else "") / "great_wave.onnx"
     if not path.is_file():
@@ -57,7 +64,7 @@ def test_shipped_models_give_the_same_frames_with_pre_post_in_the_graph(tier: st
         frames = _frames(2, h, w, seed=h)
         a, b = own.stylize(frames), graph.stylize(frames)
         assert [f.shape for f in b] == [(h, w, 3)] * 2 and all(f.dtype == np.uint8 for f in b)
-        assert _levels(a, b) <= 1, (h, w)
+        assert all(np.array_equal(p, q) for p, q in zip(a, b)), (h, w)
 
 
 @pytest.mark.parametrize("meta", [
@@ -79,7 +86,7 @@ def test_other_ranges_channel_orders_and_margins_match(tmp_path: Path, meta: dic
     assert graph.info.channels == meta.get(modelmeta.CHANNELS, "RGB")
     for h, w in SIZES:
         frames = _frames(3, h, w, seed=w)
-        assert _levels(own.stylize(frames), graph.stylize(frames)) <= 1, (h, w)
+        assert _same(own.stylize(frames), graph.stylize(frames)), (h, w)
 
 
 def test_a_multi_style_file_and_its_blends_match(tmp_path: Path) -> None:
@@ -103,8 +110,7 @@ def test_a_multi_style_file_and_its_blends_match(tmp_path: Path) -> None:
         own.set_style(style)
         graph.set_style(style)
         a, b = own.stylize(frames), graph.stylize(frames)
-        assert _levels(a, b) <= 1, style
-    assert _levels(own.stylize(frames), graph.stylize(frames)) <= 1
+        assert all(np.array_equal(p, q) for p, q in zip(a, b)), style
     graph.set_style("ink")
     ink = graph.stylize(frames)
     graph.set_style("sun")
@@ -118,7 +124,7 @@ def test_lanes_with_pre_post_in_the_graph_keep_order(tmp_path: Path) -> None:
     batches = [_frames(1, 36, 52, seed=s) for s in range(5)]
     jobs = [lanes.submit(b) for b in batches]
     for job, batch in zip(jobs, batches):
-        assert _levels(job.result(), single.stylize(batch)) <= 1
+        assert all(np.array_equal(p, q) for p, q in zip(job.result(), single.stylize(batch)))
 
 
 def test_wrapped_model_takes_and_gives_uint8_frames() -> None:
