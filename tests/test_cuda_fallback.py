@@ -262,3 +262,36 @@ def test_bad_device_and_precision_are_one_line_errors(args: list[str], words: st
     err = capsys.readouterr().err
     assert code != 0 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out.mp4").exists()
+
+
+# ------------------------------------------------------------------ tools/gpu_check.py without a GPU
+
+GPU_CHECK = Path(__file__).resolve().parents[1] / "tools" / "gpu_check.py"
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_goes_through_every_step_on_the_cpu() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(GPU_CHECK), "--dry-run", "--size", "40x24", "--batches", "1", "2", "--runs", "1",
+                          "--frames", "3"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for words in ("fp32: max |cpu - CPU fp32| = 0 levels", "fp16: max", "model-only frames/s at 40x24",
+                  "restyle-video --device cpu --precision fp32 at 40x24: 3 frames", "GPU CHECK PASSED (dry run"):
+        assert words in out, out
+
+
+def test_gpu_check_fails_loudly_without_a_gpu() -> None:
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    stylizer_module.cuda_library_problem.cache_clear()
+    if _CUDA in ort.get_available_providers() and stylizer_module.cuda_library_problem() is None:
+        pytest.skip("the CUDA provider loads here: the check would run on the GPU")
+    res = subprocess.run([sys.executable, str(GPU_CHECK)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "GPU CHECK FAILED" in res.stderr and "PASSED" not in res.stdout
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
