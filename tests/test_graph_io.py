@@ -176,3 +176,25 @@ def test_fp16_model_keeps_float32_edges_and_halves_its_weights() -> None:
     assert half.ByteSize() < 0.6 * proto.ByteSize()
     assert all(i.data_type == onnx.TensorProto.FLOAT for i in proto.graph.initializer
                if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16))  # the original is untouched
+
+
+def test_to_fp16_tool_writes_a_model_that_runs_like_the_original(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("to_fp16", Path(__file__).resolve().parents[1] / "tools" / "to_fp16.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)  # type: ignore[union-attr]
+    src, out = _shipped("fast"), tmp_path / "half.onnx"
+    assert tool.main([str(src), str(out)]) == 0
+    assert out.stat().st_size < 0.6 * src.stat().st_size and not list(tmp_path.glob(".*partial*"))
+    frames = _frames(1, 30, 44)
+    half = Stylizer(out, device="cpu", lanes=1)
+    assert half.info.border == Stylizer(src, device="cpu", lanes=1).info.border
+    assert _levels(half.stylize(frames), Stylizer(src, device="cpu", lanes=1).stylize(frames)) <= FP16_MAX_LEVELS
+    capsys.readouterr()
+    assert tool.main([str(src), str(out)]) == 1  # taken: one line, the file kept
+    err = capsys.readouterr().err
+    assert "exists" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "not.onnx").write_text("text")
+    assert tool.main([str(tmp_path / "not.onnx"), str(tmp_path / "x.onnx")]) == 1
+    assert "not an ONNX model" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
