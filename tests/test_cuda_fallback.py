@@ -295,3 +295,20 @@ def test_gpu_check_fails_loudly_without_a_gpu() -> None:
     res = subprocess.run([sys.executable, str(GPU_CHECK)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and "GPU CHECK FAILED" in res.stderr and "PASSED" not in res.stdout
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_cluster_workers_take_the_gpu_kind_not_its_index() -> None:
+    from realtime.cluster.run import ClusterOptions, worker_shape
+    from realtime.errors import RealtimeError
+
+    class Ray:
+        def __init__(self, gpus: int) -> None:
+            self.gpus = gpus
+
+        def cluster_resources(self) -> dict[str, float]:
+            return {"CPU": 8, "GPU": self.gpus}
+
+    assert worker_shape(Ray(2), ClusterOptions(device="cuda:1"))[2] == "cuda"  # Ray gives each worker its GPU
+    assert worker_shape(Ray(2), ClusterOptions(device="tensorrt"))[2] == "tensorrt"
+    with pytest.raises(RealtimeError, match="tensorrt:1: the cluster has no GPUs"):
+        worker_shape(Ray(0), ClusterOptions(device="tensorrt:1"))
