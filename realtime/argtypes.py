@@ -14,8 +14,9 @@ N = TypeVar("N", int, float)
 SMOOTH_MODES = ("off", "blend", "flow", "flow-hq")
 
 # --lanes of restyle-video and restyle-cam (realtime.stylizer.Stylizer.submit says why)
-LANES_HELP = ("CPU only: frames the network works on side by side, each on its share of the cores "
-              "(default 2 where there are 2 cores, at most one per core; 1 turns it off)")
+LANES_HELP = ("CPU: frames the network works on side by side, each on its share of the cores "
+              "(default 2 where there are 2 cores, at most one per core; 1 turns it off); "
+              "CUDA: batches in flight (default 2; 1 waits for each)")
 
 
 # --device and --precision of restyle-video and restyle-cam (realtime.providers; parsed without onnxruntime)

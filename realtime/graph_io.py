@@ -171,6 +171,8 @@ def wrap_uint8(model: "onnx.ModelProto", *, input_range: tuple[float, float], ch
         post.append(helper.make_node("Transpose", [y], [n("picture")], perm=[0, 2, 3, 1]))
     post.append(helper.make_node("Slice", [n("picture"), CROP_START, CROP_END, n("hw_axes")], [FRAMES_OUT]))
 
+    for node in pre + post:  # named, so a report of where ONNX Runtime placed nodes can tell them apart
+        node.name = _PREFIX + node.output[0].removeprefix(_PREFIX)
     network = list(g.node)
     del g.node[:]
     g.node.extend(pre + network + post)
@@ -194,6 +196,11 @@ def wrap_uint8(model: "onnx.ModelProto", *, input_range: tuple[float, float], ch
     del g.value_info[:]
     g.value_info.extend(keep)
     return wrapped
+
+
+# nodes of the wrapper that compute a shape from a shape (int64, a few values): ONNX Runtime keeps such
+# nodes on the CPU next to a GPU provider on purpose
+SHAPE_NODES = tuple(_PREFIX + name for name in ("phase_shape", "batch", "half_hw", "full_hw", "blocks_shape", "picture_shape"))
 
 
 def geometry(height: int, width: int, border: int, rows: int, cols: int, mirror: bool) -> dict[str, np.ndarray]:

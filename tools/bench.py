@@ -142,12 +142,49 @@ def model_only(stylizer, image, runs: int) -> list[float]:  # noqa: ANN001
     return per_run
 
 
+def pre_post_only(sizes: list[tuple[int, int]], rounds: int, tmp: Path) -> None:
+    """Milliseconds a frame of pre- and post-processing alone, on one core: a stand-in "network" that
+    only rearranges its input into the fast tier's 2x2 phases (SpaceToDepth), with its margin of 16."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from realtime import modelmeta
+    from realtime.stylizer import Stylizer
+
+    graph = helper.make_graph([helper.make_node("SpaceToDepth", ["input"], ["output"], blocksize=2)], "phases",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 12, "h", "w"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in {modelmeta.BORDER: "16", modelmeta.OUTPUT_PHASES: "2", modelmeta.SIZE_MULTIPLE: "4"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    path = tmp / "phases.onnx"
+    onnx.save(model, str(path))
+    for w, h in sizes:
+        image = np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8)
+        pair = {flag: Stylizer(path, device="cpu", lanes=1, threads=1, graph_io=flag) for flag in (False, True)}
+        ms: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(2 * rounds):
+            for flag in ((False, True) if r % 2 == 0 else (True, False)):
+                if not np.array_equal(pair[flag].stylize([image])[0], image):
+                    raise SystemExit("bench: the phase stand-in does not give its input back")
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    pair[flag].stylize([image])
+                ms[flag].append((time.perf_counter() - t0) / 5 * 1000)
+        print(f"{w}x{h:<5}  pre/post alone, 1 core: own {statistics.median(ms[False]):.2f} ms, in graph "
+              f"{statistics.median(ms[True]):.2f} ms a frame", flush=True)
+
+
 def graph_io_ab(models: dict[str, Path], mixes: dict[str, str], clip: Path, sizes: list[tuple[int, int]], runs: int,
                 rounds: int, device: str, tmp: Path) -> None:
     """Model-only frames/s, pre/post in the graph (B) against the stylizer's own (A), interleaved."""
     from realtime.stylizer import Stylizer
 
     print(f"graph-side pre/post A/B on {device}, load {os.getloadavg()[0]:.2f}", flush=True)
+    pre_post_only(sizes, rounds, tmp)
     print(f"{'size':>9}  {'tier':<6} {'own pre/post fps':>16} {'in graph fps':>13} {'ratio':>6}  per round (A/B)")
     for w, h in sizes:
         image = first_frame(scaled_clip(clip, (w, h), 0.2, tmp / f"ab_{w}x{h}.mp4"))

@@ -61,6 +61,55 @@ def check_device(stylizer, device: str, dry_run: bool) -> None:  # noqa: ANN001 
         fail(f"asked for {device}, got {stylizer.describe()}")
 
 
+# ops that carry pixels: one of these on the CPU means copies to and from the GPU around it
+PIXEL_OPS = {"Conv", "InstanceNormalization", "Resize", "Relu", "Round", "Clip", "Pad", "DepthToSpace"}
+
+PLACEMENTS = r"""
+import sys, onnxruntime as ort
+opts = ort.SessionOptions(); opts.log_severity_level = 0
+ort.set_default_logger_severity(0)
+ort.InferenceSession(sys.argv[1], opts, providers=[("CUDAExecutionProvider", {"device_id": sys.argv[2]})])
+"""
+
+
+def nodes_on_the_cpu(model: Path, precision: str, index: int, tmp: Path) -> list[tuple[str, str]]:
+    """(op type, node name) of each node of the wrapped graph (graph_io) that ONNX Runtime placed on the
+    CPU beside CUDA (it does so silently, with copies around it), from its verbose log of placements."""
+    import re
+
+    import onnx
+
+    from realtime import graph_io
+    from realtime.stylizer import Stylizer
+
+    info = Stylizer(model, device="cpu", lanes=1, graph_io=False).info
+    proto = onnx.load(str(model))
+    if precision == "fp16":
+        proto = graph_io.to_fp16(proto)
+    wrapped = graph_io.wrap_uint8(proto, input_range=info.input_range, channels=info.channels, phases=info.output_phases)
+    path = tmp / f"wrapped_{precision}.onnx"
+    onnx.save(wrapped, str(path))
+    res = subprocess.run([sys.executable, "-c", PLACEMENTS, str(path), str(index)], capture_output=True, text=True)
+    if res.returncode != 0:
+        fail(f"a {precision} session of the wrapped graph does not build on CUDA: {res.stderr.strip().splitlines()[-1:]}")
+    found, on_cpu, seen = [], False, False
+    for line in (res.stdout + res.stderr).splitlines():
+        message = line.split("] ", 1)[-1]
+        if "All nodes placed on [CPUExecutionProvider]" in message:
+            fail(f"{precision}: ONNX Runtime placed every node of the wrapped graph on the CPU")
+        if "placed on [" in message:
+            seen, on_cpu = True, "placed on [CPUExecutionProvider]" in message
+            continue
+        node = re.match(r"^\s+(\w+) \((.*)\)\s*$", message)
+        if on_cpu and node:
+            found.append((node.group(1), node.group(2)))
+        elif on_cpu and not message.startswith(" "):
+            on_cpu = False
+    if not seen:
+        print(f"WARNING: {precision}: ONNX Runtime's verbose log named no node placements; not checked", flush=True)
+    return found
+
+
 def compare(gpu, cpu_out: list[np.ndarray], frames: list[np.ndarray]) -> tuple[int, float]:  # noqa: ANN001
     diffs = [np.abs(g.astype(int) - c.astype(int)) for g, c in zip(gpu.stylize(frames), cpu_out)]
     return max(int(d.max()) for d in diffs), float(np.mean([d.mean() for d in diffs]))
@@ -180,6 +229,21 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"asked for {prec}, the session runs {s.precision}")
         print(f"{prec}: model {style.path.name}: {s.describe()}; pre/post in the graph: {s.graph_io}; "
               f"{s.lanes} batches in flight", flush=True)
+        if not dry:
+            from realtime.graph_io import SHAPE_NODES
+
+            with tempfile.TemporaryDirectory() as tmp:
+                cpu_nodes = nodes_on_the_cpu(style.path, prec, spec.index, Path(tmp))
+            # shape computations (a few int64 values) stay on the CPU on purpose; pixels must not
+            counts: dict[str, int] = {}
+            for op, _ in cpu_nodes:
+                counts[op] = counts.get(op, 0) + 1
+            print(f"{prec}: nodes on the CPU beside CUDA: " + (", ".join(f"{op} x{k}" for op, k in sorted(counts.items())) or "none"),
+                  flush=True)
+            heavy = [f"{op} ({name})" for op, name in cpu_nodes
+                     if op in PIXEL_OPS or (name.startswith("realtime_io/") and name not in SHAPE_NODES)]
+            if heavy:
+                fail(f"{prec}: pixel work placed on the CPU beside CUDA: {', '.join(heavy[:8])}")
     cpu = Stylizer(style.path, device="cpu", graph_io=False)
 
     rng = np.random.default_rng(0)
