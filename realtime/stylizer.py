@@ -266,8 +266,10 @@ class PendingFrames:
 class Stylizer:
     """Runs one style model on batches of RGB uint8 frames and returns RGB uint8 frames of the same size.
 
-    ``device`` is "auto" (CUDA when its provider really loads, else CPU), "cpu" or "cuda" (an error
-    when CUDA cannot run). ``provider`` and ``device`` attributes say what actually runs.
+    ``device`` is "auto" (CUDA when its provider really loads, else CPU), "cpu", "cuda[:N]" (an error
+    when CUDA cannot run) or "tensorrt[:N]" (TensorRT, then CUDA; see realtime.providers). ``provider``,
+    ``device`` ("cpu" or "cuda": the hardware), ``device_index``, ``precision`` and ``graph_io`` say
+    what actually runs; ``fallback`` why it is less than asked, in one line.
     """
 
     def __init__(self, model_path: str | os.PathLike[str], device: Device | str = "auto", threads: int | None = None,
