@@ -14,8 +14,26 @@ N = TypeVar("N", int, float)
 SMOOTH_MODES = ("off", "blend", "flow", "flow-hq")
 
 # --lanes of restyle-video and restyle-cam (realtime.stylizer.Stylizer.submit says why)
-LANES_HELP = ("CPU only: frames the network works on side by side, each on its share of the cores "
-              "(default 2 where there are 2 cores, at most one per core; 1 turns it off)")
+LANES_HELP = ("CPU: frames the network works on side by side, each on its share of the cores "
+              "(default 2 where there are 2 cores, at most one per core; 1 turns it off); "
+              "CUDA: batches in flight (default 2; 1 waits for each)")
+
+
+# --device and --precision of restyle-video and restyle-cam (realtime.providers; parsed without onnxruntime)
+DEVICE_HELP = ("auto: CUDA when it really runs, else the CPU (default); cpu; cuda or cuda:N (GPU N; fails if it "
+               "cannot run); tensorrt or tensorrt:N (TensorRT, then CUDA; one line says when TensorRT does not load)")
+PRECISION_HELP = ("fp32 (default) or fp16: the model converted to float16 at load, for GPUs (faster, within a "
+                  "level or two of fp32); refused with --device cpu, where it is slower")
+
+
+def device_arg(text: str) -> str:
+    """A --device value (realtime.providers.parse_device), normalised (``CUDA:0`` -> ``cuda``)."""
+    from .providers import parse_device
+
+    try:
+        return str(parse_device(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .allocator import keep_freed_memory
-from .argtypes import LANES_HELP, SMOOTH_MODES, OneLineParser, add_stroke_arguments, positive_int, unit_float
+from .argtypes import (DEVICE_HELP, LANES_HELP, PRECISION_HELP, SMOOTH_MODES, OneLineParser, add_stroke_arguments,
+                       device_arg, positive_int, unit_float)
 from .cluster.cli import add_arguments as add_many_arguments, several_inputs
 from .errors import Interrupted, RealtimeError
 from .models import TIER_CHOICES
+from .providers import PRECISIONS
 from .signals import StopSignals
 
 PROG = "restyle-video"
@@ -51,8 +53,8 @@ def build_restyle_parser() -> argparse.ArgumentParser:
                                          "model (FILE.onnx@name picks a style inside it); default: the zoo's default")
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="auto: CUDA when it really loads, else CPU (default); cuda: fail if it cannot run")
+    p.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--batch", type=positive_int, default=1, help="frames per inference call (default 1)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
     p.add_argument("--lanes", type=positive_int, default=None, help=LANES_HELP)
@@ -121,6 +123,7 @@ def restyle_video(argv: Sequence[str] | None = None) -> int:
         style=args.style,
         tier=args.tier,
         device=args.device,
+        precision=args.precision,
         batch=args.batch,
         max_size=args.max_size,
         stroke=None if args.full_size else args.stroke,

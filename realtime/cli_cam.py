@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import LANES_HELP, SMOOTH_MODES, positive_float, positive_int, unit_float
+from .argtypes import (DEVICE_HELP, LANES_HELP, PRECISION_HELP, SMOOTH_MODES, device_arg, positive_float, positive_int,
+                       unit_float)
 from .errors import RealtimeError
 from .models import TIER_CHOICES
+from .providers import PRECISIONS, check_precision
 
 PROG = "restyle-cam"
 
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--list-cameras", action="store_true", help="list camera indices that open and exit")
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution device (default auto)")
+    p.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all cores)")
     p.add_argument("--lanes", type=positive_int, default=None, help=LANES_HELP)
     p.add_argument("--batch", type=positive_int, default=1, help=argparse.SUPPRESS)
@@ -106,6 +109,7 @@ def restyle_cam(argv: Sequence[str] | None = None) -> int:
                                 "or restyle-video to restyle a file")
     if args.output is not None:
         check_output(args.output, args.overwrite)
+    check_precision(args.precision, args.device)
 
     from .models import list_styles, resolve_style_for_device
 
@@ -136,14 +140,14 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
     try:
         size = args.size or reader.frame_size
         stylizer = Stylizer(styles[index].path, device=args.device, threads=args.threads, lanes=args.lanes,  # type: ignore[arg-type]
-                            style=styles[index].mix or None)
+                            style=styles[index].mix or None, precision=args.precision)
         info(f"{stylizer.describe()}; {reader.description} at {size[0]}x{size[1]}"
              + (f", {reader.rate:g} frames/s" if reader.rate else ""))
         stylizer.warmup(size[1], size[0])
 
         def load(style):  # noqa: ANN001, ANN202 - runs in the style-load thread
             s = Stylizer(style.path, device=args.device, threads=args.threads, lanes=args.lanes,  # type: ignore[arg-type]
-                         style=style.mix or None)
+                         style=style.mix or None, precision=args.precision)
             s.warmup(size[1], size[0])  # here, not on the first live frame: no freeze when it arrives
             return s
 

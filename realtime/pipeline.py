@@ -25,6 +25,7 @@ import numpy as np
 from .errors import InputError, Interrupted, OutputError, RealtimeError
 from .frames import Frame
 from .progress import Progress
+from .providers import check_precision
 from .sinks import AudioReport, EncoderSettings, FileSink, container_format
 from .sources import FileSource, open_input
 
@@ -42,7 +43,8 @@ class RestyleOptions:
     output: Path
     style: str | None = None  # name, path to .onnx, or None for the zoo default
     tier: str = "auto"  # auto (fast on CPU, full on CUDA), full or fast; a path to .onnx ignores it
-    device: str = "auto"
+    device: str = "auto"  # realtime.providers: auto, cpu, cuda[:N], tensorrt[:N]
+    precision: str = "fp32"  # fp16: the model converted at load, on a GPU (refused on the CPU)
     batch: int = 1
     max_size: int | None = None  # long side at which to stylize; output keeps the input size
     # stroke size against the one the style was trained for (strokes.py): the frame is stylized at the
@@ -73,6 +75,8 @@ class RestyleSummary:
     device: str
     provider: str
     device_note: str | None  # why "auto" runs on the CPU, when it asked for CUDA
+    precision: str  # what ran: fp32, or fp16 where asked and on a GPU
+    graph_io: bool  # pre/post inside the graph (realtime.graph_io)
     frames: int
     width: int
     height: int
@@ -338,6 +342,7 @@ def restyle_file(
         raise RealtimeError("--max-size must be at least 8")
     if opts.stroke is not None and not (math.isfinite(opts.stroke) and 0.1 <= opts.stroke <= 10):
         raise RealtimeError("--stroke must be between 0.1 and 10 (1: the size the style was trained for)")
+    check_precision(opts.precision, opts.device)
     check_paths(inp, out, opts.overwrite)
     opts.encoder.validate()
     open_input(inp).close()  # "not a video" before the model is loaded (that takes a while)
@@ -355,7 +360,7 @@ def restyle_file(
     if stylizer is None:
         style = resolve_style_for_device(opts.style, opts.tier, opts.device)
         stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes,  # type: ignore[arg-type]
-                            style=style.mix or None)
+                            style=style.mix or None, precision=opts.precision)
     if info is not None:
         info(f"{stylizer.describe()}")
     smoother = smoother_for(opts.smooth, opts.smooth_strength)
@@ -413,6 +418,8 @@ def restyle_file(
         device=stylizer.device,
         provider=stylizer.provider,
         device_note=getattr(stylizer, "fallback", None),
+        precision=getattr(stylizer, "precision", "fp32"),
+        graph_io=bool(getattr(stylizer, "graph_io", False)),
         frames=frames,
         width=size[0],
         height=size[1],

@@ -5,7 +5,11 @@ than assuming, picks the execution provider and *checks* which one really runs (
 falls back to CPU when the CUDA provider cannot load), pads frames by reflection to the model's size
 multiple and crops back, runs batches of frames per call, and keeps per-stage timings.
 
-On the CPU it runs consecutive batches side by side (``lanes``): see ``Stylizer.submit``.
+On the CPU it runs consecutive batches side by side (``lanes``), on CUDA it keeps two batches in
+flight: see ``Stylizer.submit``. Pre- and post-processing (uint8 to the model's range, the margin, the
+phase interleave, back to uint8) run inside the graph where the ``onnx`` package is installed
+(``realtime.graph_io``; ``graph_io=False`` runs this module's own). Providers and their options come
+from ``realtime.providers``; ``precision="fp16"`` converts the model for the GPU.
 
 onnxruntime is imported only here, so the rest of the package (and ``--help``) stays light.
 """
@@ -24,15 +28,18 @@ from typing import Literal, Sequence
 import cv2
 import numpy as np
 
-from . import modelmeta
+from . import graph_io as graph_io_module
+from . import modelmeta, providers
 from .errors import DeviceError, ModelError, RealtimeError
 from .workers import cpu_count
 
-Device = Literal["auto", "cpu", "cuda"]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+Device = Literal["auto", "cpu", "cuda", "tensorrt"]  # or "cuda:N", "tensorrt:N" (realtime.providers)
+DEVICES: tuple[str, ...] = providers.DEVICE_KINDS
 
-_CUDA = "CUDAExecutionProvider"
-_CPU = "CPUExecutionProvider"
+_CUDA = providers.CUDA
+_CPU = providers.CPU
+# batches in flight on CUDA (Stylizer.lanes there): one the GPU runs, one the caller prepares or finishes
+CUDA_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,17 @@ def cuda_library_problem() -> str | None:
     missing library, e.g. ``libcublasLt.so.13: cannot open shared object file``), or None when it loads.
     CUDA libraries installed from PyPI (the ``[gpu]`` extra) are found through ``onnxruntime.preload_dlls``.
     ONNX Runtime itself only logs this and runs on the CPU instead."""
+    return _provider_library_problem("cuda")
+
+
+@functools.lru_cache(maxsize=1)
+def tensorrt_library_problem() -> str | None:
+    """As ``cuda_library_problem`` for the TensorRT provider (it needs TensorRT's own libnvinfer, which
+    no extra of this project installs)."""
+    return _provider_library_problem("tensorrt")
+
+
+def _provider_library_problem(name: str) -> str | None:
     import ctypes
     import contextlib
     import io
@@ -136,9 +154,9 @@ def cuda_library_problem() -> str | None:
     import onnxruntime as ort
 
     capi = Path(ort.__file__).parent / "capi"
-    provider = next(iter(sorted(capi.glob("libonnxruntime_providers_cuda.so*")) + sorted(capi.glob("onnxruntime_providers_cuda.dll"))), None)
+    provider = next(iter(sorted(capi.glob(f"libonnxruntime_providers_{name}.so*")) + sorted(capi.glob(f"onnxruntime_providers_{name}.dll"))), None)
     if provider is None:
-        return "this onnxruntime build has no CUDA provider library"
+        return f"this onnxruntime build has no {'CUDA' if name == 'cuda' else 'TensorRT'} provider library"
 
     def load() -> str | None:
         try:
@@ -162,6 +180,18 @@ def cuda_library_problem() -> str | None:
     return problem
 
 
+def default_graph_io(on_gpu: bool) -> bool:
+    """Whether pre- and post-processing run inside the graph by default (graph_io.wrap_uint8). On a GPU
+    always: the conversions run there and the transfers are uint8. On the CPU: GRAPH_IO_ON_CPU."""
+    return True if on_gpu else GRAPH_IO_ON_CPU
+
+
+# Off: on the CPU the graph's pre/post (one pass per op) cost 2.7x this module's OpenCV code, e.g. 40
+# against 15 ms a 1280x720 frame on one core; model-only frames/s with tools/bench.py --graph-io-ab in
+# the README ("On a GPU").
+GRAPH_IO_ON_CPU = False
+
+
 def default_lanes(cores: int) -> int:
     """Lanes (sessions side by side) on the CPU: two wherever there are two cores. Measured on 2 cores
     only (see ``Stylizer.submit``); more lanes add a frame of latency each for a live picture."""
@@ -178,12 +208,12 @@ class PendingFrames:
     """A batch in the runtime (``Stylizer.submit``). ``result()`` waits for it, then converts and returns
     the stylized frames; ``done()`` says whether the network has finished."""
 
-    def __init__(self, stylizer: "Stylizer", count: int, height: int, width: int, x: np.ndarray) -> None:
+    def __init__(self, stylizer: "Stylizer", count: int, height: int, width: int, feeds: dict[str, np.ndarray]) -> None:
         # dropped once the frames are out: the stylizer keeps each lane's last job, and a cycle would
         # keep a discarded stylizer's sessions alive until the cyclic collector runs
         self._stylizer: Stylizer | None = stylizer
         self._name = stylizer.path.name
-        self._input: np.ndarray | None = x  # the runtime reads it while it runs: keep it alive until then
+        self._input: dict[str, np.ndarray] | None = feeds  # the runtime reads them while it runs: keep them alive until then
         self.count, self.height, self.width = count, height, width
         self._event = threading.Event()
         self._output: np.ndarray | None = None
@@ -236,19 +266,33 @@ class PendingFrames:
 class Stylizer:
     """Runs one style model on batches of RGB uint8 frames and returns RGB uint8 frames of the same size.
 
-    ``device`` is "auto" (CUDA when its provider really loads, else CPU), "cpu" or "cuda" (an error
-    when CUDA cannot run). ``provider`` and ``device`` attributes say what actually runs.
+    ``device`` is "auto" (CUDA when its provider really loads, else CPU), "cpu", "cuda[:N]" (an error
+    when CUDA cannot run) or "tensorrt[:N]" (TensorRT, then CUDA; see realtime.providers). ``provider``,
+    ``device`` ("cpu" or "cuda": the hardware), ``device_index``, ``precision`` and ``graph_io`` say
+    what actually runs; ``fallback`` why it is less than asked, in one line.
     """
 
-    def __init__(self, model_path: str | os.PathLike[str], device: Device = "auto", threads: int | None = None,
-                 lanes: int | None = None, style: str | Sequence[float] | None = None) -> None:
+    def __init__(self, model_path: str | os.PathLike[str], device: Device | str = "auto", threads: int | None = None,
+                 lanes: int | None = None, style: str | Sequence[float] | None = None, precision: str = "fp32",
+                 graph_io: bool | None = None) -> None:
         """``style``: for a model of several styles, which one (a name, ``a:0.7,b:0.3``, or a vector of
-        weights; default its first); ``set_style`` changes it later without a new session."""
+        weights; default its first); ``set_style`` changes it later without a new session.
+
+        ``device``: see ``realtime.providers`` (auto, cpu, cuda[:N], tensorrt[:N]). ``precision`` fp16
+        converts the model to float16 (float32 kept at its edges; graph_io.to_fp16) where it runs on a
+        GPU, or on the CPU when ``device`` is "cpu" (slow there: for comparisons); "auto" ending on the
+        CPU runs fp32 and says so in ``fallback``. ``graph_io``: pre- and post-processing inside the
+        graph (graph_io.wrap_uint8); default ``default_graph_io``; needs the ``onnx`` package (without
+        it, the pre/post of this module run instead)."""
         import onnxruntime as ort  # kept local: only the stylizer needs it
 
         self.path = Path(model_path)
-        if device not in DEVICES:
-            raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        try:
+            spec = providers.parse_device(device)
+        except ValueError as exc:
+            raise DeviceError(str(exc)) from None
+        if precision not in providers.PRECISIONS:
+            raise DeviceError(f"unknown precision {precision!r}; choose one of {', '.join(providers.PRECISIONS)}")
         if lanes is not None and lanes < 1:
             raise DeviceError("lanes must be at least 1")
         _read_onnx_header(self.path)
@@ -257,26 +301,51 @@ class Stylizer:
         cpu_lanes = min(lanes or default_lanes(cores), cores)  # a lane runs on at least a core of its own
 
         available = ort.get_available_providers()
-        want_cuda = device in ("auto", "cuda") and _CUDA in available
-        if device == "cuda" and _CUDA not in available:
+        want_cuda = spec.kind != "cpu" and _CUDA in available
+        if spec.gpu and _CUDA not in available:
             raise DeviceError(
-                "--device cuda: this ONNX Runtime build has no CUDA provider "
+                f"--device {spec}: this ONNX Runtime build has no CUDA provider "
                 f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
             )
-        self.fallback: str | None = None  # why "auto" runs on the CPU although it asked for CUDA
+        self.fallback: str | None = None  # why "auto" runs on the CPU although it asked for CUDA (or CUDA without TensorRT)
+        notes: list[str] = []
         problem = cuda_library_problem() if want_cuda else None
         if problem is not None:
-            if device == "cuda":
+            if spec.gpu:
                 # libcuda comes with the NVIDIA driver, which no pip package provides
                 advice = ("no NVIDIA driver (R580 or newer) is installed" if "libcuda.so" in problem or "nvcuda" in problem
                           else "install the [gpu] extra (see the README)")
-                raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider cannot load ({problem}); {advice}, "
+                raise DeviceError(f"--device {spec}: ONNX Runtime's CUDA provider cannot load ({problem}); {advice}, "
                                   "or use --device cpu")
             want_cuda = False
-            self.fallback = f"CUDA is not usable ({problem})"
-        providers: list[object] = [_CPU]
-        if want_cuda:
-            providers = [(_CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), _CPU]
+            notes.append(f"CUDA is not usable ({problem})")
+        use_tensorrt = False
+        if want_cuda and spec.kind == "tensorrt":
+            trt_problem = (tensorrt_library_problem() if providers.TENSORRT in available
+                           else "this ONNX Runtime build has no TensorRT provider")
+            if trt_problem is None:
+                use_tensorrt = True
+            else:
+                notes.append(f"TensorRT is not usable ({trt_problem}); running on CUDA without it")
+        fp16 = precision == "fp16" and (want_cuda or spec.kind == "cpu")
+        if precision == "fp16" and not fp16:
+            notes.append("fp16 is not used on the CPU (slower there than fp32)")
+        chain = providers.provider_chain(spec, fp16=fp16, tensorrt=use_tensorrt) if want_cuda else [_CPU]
+        if use_tensorrt:
+            providers.engine_cache_dir().mkdir(parents=True, exist_ok=True)
+
+        want_graph = default_graph_io(want_cuda) if graph_io is None else graph_io
+        self.graph_io = False
+        self.precision = "fp32"
+        self.info: ModelInfo
+        source: str | bytes = str(self.path)
+        proto = self._load_proto() if (want_graph or precision == "fp16") else None
+        if proto is not None:
+            # checked before any session is built, in the form a session would give
+            self.info = self._read_metadata(*graph_io_module.signature(proto))
+            source, self.graph_io, self.precision = self._prepared_model(proto, fp16=fp16, wrap=want_graph)
+        elif precision == "fp16" and fp16:
+            raise DeviceError("--precision fp16 needs the onnx package (pip install onnx, or the [gpu] extra)")
 
         prev_severity = None
         try:
@@ -284,21 +353,22 @@ class Stylizer:
                 # the fallback message comes from the default logger, not the session's
                 prev_severity = 3
                 ort.set_default_logger_severity(4)
-            first_threads = cores if want_cuda or cpu_lanes == 1 else lane_threads(cores, cpu_lanes)
+            first_threads = max(2, cores) if want_cuda else (cores if cpu_lanes == 1 else lane_threads(cores, cpu_lanes))
             opts = self._session_options(first_threads)
             try:
                 # no silent retry: ONNX Runtime's own fallback prints an "EP Error" banner to stdout
-                self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers,
-                                                    enable_fallback=0)
+                self.session = ort.InferenceSession(source, sess_options=opts, providers=chain, enable_fallback=0)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own types; the CPU retry tells model from provider
                 if not want_cuda:
                     raise
                 text = _first_line(exc)
-                self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=[_CPU])
-                if device == "cuda":
-                    raise DeviceError(f"--device cuda: ONNX Runtime's CUDA provider failed to start ({text[:300]}); "
+                if proto is not None and self.precision == "fp16":  # the CPU runs fp32
+                    source, self.graph_io, self.precision = self._prepared_model(proto, fp16=False, wrap=want_graph)
+                self.session = ort.InferenceSession(source, sess_options=opts, providers=[_CPU])
+                if spec.gpu:
+                    raise DeviceError(f"--device {spec}: ONNX Runtime's CUDA provider failed to start ({text[:300]}); "
                                       "use --device cpu") from None
-                self.fallback = f"the CUDA provider failed to start ({text[:300]})"
+                notes.append(f"the CUDA provider failed to start ({text[:300]})")
         except DeviceError:
             raise
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...)
@@ -311,35 +381,71 @@ class Stylizer:
                 ort.set_default_logger_severity(prev_severity)
 
         self.provider: str = self.session.get_providers()[0]
-        if device == "cuda" and self.provider != _CUDA:
+        if spec.gpu and self.provider not in (_CUDA, providers.TENSORRT):
             raise DeviceError(
-                "--device cuda: ONNX Runtime could not load its CUDA provider (no GPU, or CUDA/cuDNN "
+                f"--device {spec}: ONNX Runtime could not load its CUDA provider (no GPU, or CUDA/cuDNN "
                 "libraries missing); use --device cpu or --device auto"
             )
-        self.device: str = "cuda" if self.provider == _CUDA else "cpu"
+        # the device is the hardware: TensorRT runs on the CUDA device too
+        self.device: str = "cuda" if self.provider in (_CUDA, providers.TENSORRT) else "cpu"
+        self.device_index: int = spec.index if self.device == "cuda" else 0
         # "auto" asked for CUDA and ORT fell back silently: say so, users expect the GPU otherwise
-        if want_cuda and self.device == "cpu" and self.fallback is None:
-            self.fallback = "the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)"
-        self.info: ModelInfo = self._read_metadata()
+        if want_cuda and self.device == "cpu" and not notes:
+            notes.append("the CUDA provider did not load (no GPU, or CUDA/cuDNN libraries missing)")
+        if use_tensorrt and self.provider != providers.TENSORRT and self.device == "cuda":
+            notes.append("TensorRT did not load; running on CUDA without it")
+        self.fallback = "; ".join(notes) or None
+        if proto is None:
+            self.info = self._read_metadata(self.session.get_inputs(), self.session.get_outputs(),
+                                            dict(self.session.get_modelmeta().custom_metadata_map))
         self.style_vector: np.ndarray = np.zeros(len(self.info.style_names), np.float32)
         self.style_vector[0] = 1.0
         if style is not None:
             self.set_style(style)
         self.times = StageTimes()
         self._warm_shapes: set[tuple[int, int, int]] = set()
-        # Lanes: sessions that run consecutive batches side by side (CPU only; CUDA keeps one stream).
-        self.lanes: int = 1 if self.device == "cuda" else cpu_lanes
+        # Lanes: on the CPU, sessions that run consecutive batches side by side; on CUDA, batches in
+        # flight in the one session (ONNX Runtime runs concurrent runs of a session on one GPU), so the
+        # GPU works on the next batch while the caller finishes the last (default 2; 1 waits for each).
+        self.lanes: int = (lanes or CUDA_IN_FLIGHT) if self.device == "cuda" else cpu_lanes
         self._sessions: list[object] = [self.session]
-        if self.lanes > 1:
+        if self.device == "cuda":
+            self._sessions = [self.session] * self.lanes
+        elif self.lanes > 1:
             if want_cuda:  # fell back to the CPU: lane 0 was built with every core for itself
                 self._sessions = []
             threads_each = lane_threads(cores, self.lanes)
             while len(self._sessions) < self.lanes:
                 opts = self._session_options(threads_each)
-                self._sessions.append(ort.InferenceSession(str(self.path), sess_options=opts, providers=[_CPU]))
+                self._sessions.append(ort.InferenceSession(source, sess_options=opts, providers=[_CPU]))
             self.session = self._sessions[0]
         self._lane_jobs: list[PendingFrames | None] = [None] * self.lanes
         self._next_lane = 0
+
+    def _load_proto(self):  # noqa: ANN202 - onnx.ModelProto or None
+        """The model as a protobuf, or None where the ``onnx`` package is not installed."""
+        try:
+            import onnx
+        except ImportError:
+            return None
+        try:
+            return onnx.load(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - DecodeError, OSError, ...: not a model
+            raise ModelError(f"{self.path} is not a valid ONNX model ({_first_line(exc)[:200]})") from None
+
+    def _prepared_model(self, proto, *, fp16: bool, wrap: bool) -> tuple[bytes, bool, str]:  # noqa: ANN001
+        """The serialized model to run: converted to fp16 first (its float32 edges kept), then wrapped
+        for uint8 frames. Returns it, whether it is wrapped, and its precision."""
+        model = graph_io_module.to_fp16(proto) if fp16 else proto
+        wrapped = False
+        if wrap:
+            try:
+                model = graph_io_module.wrap_uint8(model, input_range=self.info.input_range, channels=self.info.channels,
+                                                   phases=self.info.output_phases)
+                wrapped = True
+            except ValueError:  # an old opset: the pre/post of this module do it
+                pass
+        return model.SerializeToString(), wrapped, "fp16" if fp16 else "fp32"
 
     def _session_options(self, threads: int):  # noqa: ANN202 - onnxruntime.SessionOptions
         opts = self._ort.SessionOptions()
@@ -392,9 +498,9 @@ class Stylizer:
 
     # ---------------------------------------------------------------- metadata and signature
 
-    def _read_metadata(self) -> ModelInfo:
-        inputs = self.session.get_inputs()
-        outputs = self.session.get_outputs()
+    def _read_metadata(self, inputs: Sequence, outputs: Sequence, meta: dict[str, str]) -> ModelInfo:  # type: ignore[type-arg]
+        """The model's signature checked and its metadata read (``inputs``/``outputs``: ONNX Runtime's
+        NodeArgs, or graph_io.TensorSig read from the file, which look the same)."""
         extra = [i for i in inputs if i.name != modelmeta.INPUT_NAME]
         style_input = [i for i in extra if i.name == modelmeta.STYLE_INPUT]
         if inputs[0].name != modelmeta.INPUT_NAME or len(extra) != len(style_input) or len(inputs) > 2:
@@ -415,7 +521,6 @@ class Stylizer:
             if isinstance(dim, int) and dim > 0:
                 raise ModelError(f"{self.path.name}: input {label} is fixed at {dim}; export with dynamic H and W")
 
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
         get = lambda key: meta.get(key) or modelmeta.DEFAULTS.get(key, "")  # noqa: E731
         layout = get(modelmeta.LAYOUT).upper()
         channels = get(modelmeta.CHANNELS).upper()
@@ -535,20 +640,34 @@ class Stylizer:
             image = np.ascontiguousarray(image[shift : shift + height, shift : shift + width])
         return image
 
-    def run_tensor(self, x: np.ndarray) -> np.ndarray:
-        """One inference call on a prepared NCHW float32 batch, waited for (IO binding on CUDA)."""
-        feeds = self._feeds(x)
-        if self.device == "cuda":
-            io = self.session.io_binding()
-            for name, value in feeds.items():
-                io.bind_cpu_input(name, value)
-            io.bind_output(modelmeta.OUTPUT_NAME, "cuda")
-            try:
-                self.session.run_with_iobinding(io)
-            except Exception as exc:  # noqa: BLE001 - out of memory, cuDNN status, ...: one line for the user
-                raise ModelError(f"{self.path.name}: inference failed on CUDA: {_first_line(exc)[:300]}") from None
-            return io.copy_outputs_to_cpu()[0]
-        return self.session.run([modelmeta.OUTPUT_NAME], feeds)[0]
+    @property
+    def _output_name(self) -> str:
+        return graph_io_module.FRAMES_OUT if self.graph_io else modelmeta.OUTPUT_NAME
+
+    def _graph_feeds(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The inputs of the wrapped model (graph_io.wrap_uint8): the frames stacked as they are (a copy,
+        which the runtime may read after ``submit`` returns), and where to pad and crop."""
+        h, w = images[0].shape[:2]
+        ph, pw = self.padding(h, w)
+        b = self.info.border
+        # the same test as ``preprocess``: mirroring needs the pad to be smaller than the side
+        mirror = ph - b < h and pw - b < w and b < min(h, w)
+        if not mirror:  # a frame of a few pixels: edge copies made here, the graph pads nothing
+            images = [cv2.copyMakeBorder(img, b, ph - b, b, pw - b, cv2.BORDER_REPLICATE) for img in images]
+        feeds = {graph_io_module.FRAMES: np.stack(images), **graph_io_module.geometry(h, w, b, ph, pw, mirror)}
+        if self.info.style_input:
+            # a copy: a batch in flight keeps the style it was submitted with
+            feeds[modelmeta.STYLE_INPUT] = self.style_vector.copy()
+        return feeds
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One inference call, waited for. (No IO binding on CUDA: frames start and end in host memory,
+        so binding copies in and out just as ``run`` does; with graph_io the copies are uint8.)"""
+        try:
+            return self.session.run([self._output_name], feeds)[0]
+        except Exception as exc:  # noqa: BLE001 - out of memory, cuDNN status, ...: one line for the user
+            where = " on CUDA" if self.device == "cuda" else ""
+            raise ModelError(f"{self.path.name}: inference failed{where}: {_first_line(exc)[:300]}") from None
 
     def warmup(self, height: int, width: int, batch: int = 1) -> float:
         """Run once at this frame size on every lane, so allocation / kernel selection is not billed to
@@ -561,25 +680,29 @@ class Stylizer:
         if key in self._warm_shapes:
             return 0.0
         t0 = time.perf_counter()
-        x = np.zeros((batch, 3, height + ph, width + pw), np.float32)
-        if self.lanes == 1:
-            self.run_tensor(x)
+        if self.graph_io:
+            feeds = self._graph_feeds([np.zeros((height, width, 3), np.uint8)] * batch)
         else:
-            jobs = [self._start(lane, x, PendingFrames(self, batch, height, width, x)) for lane in range(self.lanes)]
+            feeds = self._feeds(np.zeros((batch, 3, height + ph, width + pw), np.float32))
+        if self.lanes == 1:
+            self._run(feeds)
+        else:
+            jobs = [self._start(lane, feeds, PendingFrames(self, batch, height, width, feeds)) for lane in range(self.lanes)]
             for job in jobs:
                 job.output()
         self._warm_shapes.add(key)
         return time.perf_counter() - t0
 
-    def _prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
+    def _prepare(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Check the frames and make the session's inputs (billed as preprocess)."""
         h, w = images[0].shape[:2]
         for img in images:
             if img.shape != (h, w, 3) or img.dtype != np.uint8:
                 raise ValueError(f"frames in a batch must all be {h}x{w}x3 uint8, got {img.shape} {img.dtype}")
         t0 = time.perf_counter()
-        x = self.preprocess(images)
+        feeds = self._graph_feeds(images) if self.graph_io else self._feeds(self.preprocess(images))
         self.times.seconds["preprocess"] += time.perf_counter() - t0
-        return x
+        return feeds
 
     def stylize(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize a batch of same-size HxWx3 uint8 RGB frames and wait for it; returns frames of the
@@ -590,16 +713,18 @@ class Stylizer:
 
     def submit(self, images: Sequence[np.ndarray]) -> PendingFrames:
         """Start stylizing a batch and return at once where the runtime can run it beside others: on the
-        CPU each of ``lanes`` sessions runs one batch at a time on its own share of the cores, and a
-        submit to a lane still busy waits for that lane's previous batch. Collect results in the order
-        of submission with ``PendingFrames.result()``; keep at most ``lanes`` batches in flight.
+        CPU each of ``lanes`` sessions runs one batch at a time on its own share of the cores; on CUDA
+        the one session takes up to ``lanes`` batches at once. A submit to a lane still busy waits for
+        that lane's previous batch, so at most ``lanes`` batches are in flight. Collect results in the
+        order of submission with ``PendingFrames.result()``.
 
         Why: ONNX Runtime's intra-op pool synchronises its threads after every operator, and on a busy
         2-core machine one run on both cores was only 1.0-1.6x as fast as a run on one; two single-
         threaded runs side by side need no synchronisation, and the caller's own work (pre/post-
         processing, smoothing) overlaps the network instead of leaving cores idle. The fast tier at
         640x480, a loop of frames: 19.8-21.1 frames/s with one lane, 27.9-29.9 with two (2 cores).
-        With one lane (CUDA, one core) this runs at once.
+        On CUDA the same overlap keeps the GPU busy while the caller smooths and encodes. With one
+        lane this runs at once.
         """
         if not images:
             raise ValueError("submit needs at least one frame")
@@ -607,11 +732,11 @@ class Stylizer:
 
     def _submit(self, images: Sequence[np.ndarray], wait: bool) -> PendingFrames:
         """Preprocess and run ``images``: at once on lane 0 (``wait``), or started on the next lane."""
-        x = self._prepare(images)
+        feeds = self._prepare(images)
         count, height, width = len(images), images[0].shape[0], images[0].shape[1]
         if wait:
-            job = PendingFrames(self, count, height, width, x)
-            job._complete([self.run_tensor(x)], None, "")
+            job = PendingFrames(self, count, height, width, feeds)
+            job._complete([self._run(feeds)], None, "")
             return job
         lane = self._next_lane
         self._next_lane = (lane + 1) % self.lanes
@@ -619,13 +744,13 @@ class Stylizer:
         if previous is not None:
             previous.wait()  # round robin: this lane's batch is the oldest in flight
         # made after the wait, so its time in the lane does not include the previous batch's
-        job = self._lane_jobs[lane] = PendingFrames(self, count, height, width, x)
-        return self._start(lane, x, job)
+        job = self._lane_jobs[lane] = PendingFrames(self, count, height, width, feeds)
+        return self._start(lane, feeds, job)
 
-    def _start(self, lane: int, x: np.ndarray, job: PendingFrames) -> PendingFrames:
+    def _start(self, lane: int, feeds: dict[str, np.ndarray], job: PendingFrames) -> PendingFrames:
         # ONNX Runtime runs this on a thread of the lane session's own pool and calls back from there
         session = self._sessions[lane]
-        session.run_async([modelmeta.OUTPUT_NAME], self._feeds(x), job._complete, None)  # type: ignore[attr-defined]
+        session.run_async([self._output_name], feeds, job._complete, None)  # type: ignore[attr-defined]
         return job
 
     def wait_idle(self) -> None:
@@ -636,12 +761,16 @@ class Stylizer:
 
     def _finish(self, job: PendingFrames, y: np.ndarray) -> list[np.ndarray]:
         h, w, p, b = job.height, job.width, self.info.output_phases, self.info.border
-        fits = y.ndim == 4 and y.shape[0] == job.count and y.shape[1] == 3 * p * p
-        if not fits or y.shape[2] * p < h + 2 * b or y.shape[3] * p < w + 2 * b:
-            raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match {job.count} frames of "
-                             f"{h}x{w}" + (f" in {p}x{p} phases" if p > 1 else ""))
+        if self.graph_io:
+            if y.shape != (job.count, h, w, 3) or y.dtype != np.uint8:
+                raise ModelError(f"{self.path.name}: output {y.dtype} {tuple(y.shape)} does not match {job.count} frames of {h}x{w}")
+        else:
+            fits = y.ndim == 4 and y.shape[0] == job.count and y.shape[1] == 3 * p * p
+            if not fits or y.shape[2] * p < h + 2 * b or y.shape[3] * p < w + 2 * b:
+                raise ModelError(f"{self.path.name}: output shape {tuple(y.shape)} does not match {job.count} frames of "
+                                 f"{h}x{w}" + (f" in {p}x{p} phases" if p > 1 else ""))
         t0 = time.perf_counter()
-        out = self.postprocess(y, h, w)
+        out = list(y) if self.graph_io else self.postprocess(y, h, w)
         s = self.times.seconds
         s["postprocess"] += time.perf_counter() - t0
         s["inference"] += job.model_seconds
@@ -651,5 +780,7 @@ class Stylizer:
 
     def describe(self) -> str:
         """One line for the user: which style on which device."""
-        text = f"style {self.style_description()!r} on {self.device.upper()} ({self.provider})"
+        where = f"{self.device.upper()}:{self.device_index}" if self.device_index else self.device.upper()
+        extra = ", fp16" if self.precision == "fp16" else ""
+        text = f"style {self.style_description()!r} on {where} ({self.provider}{extra})"
         return f"{text}; {self.fallback}" if self.fallback else text

@@ -124,3 +124,191 @@ def test_cuda_probe_runs_a_frame(tiny_model: Path, monkeypatch) -> None:  # noqa
         assert stylizer_module.cuda_usable(str(tiny_model)) is False and ran
     finally:
         stylizer_module.cuda_usable.cache_clear()
+
+
+# ------------------------------------------------------------------ providers, their options, batches in flight
+
+
+def _names(providers) -> list[str]:  # noqa: ANN001
+    return [p[0] if isinstance(p, tuple) else p for p in providers or []]
+
+
+def _pretend_gpu_sessions(ort, monkeypatch: pytest.MonkeyPatch, runs_on: list[str] | None = None) -> list[dict]:  # noqa: ANN001
+    """Sessions asked for CUDA (or TensorRT) are real CPU sessions that say they run on the first provider
+    asked for (or on ``runs_on``), as on a GPU machine; every call's providers are recorded."""
+    real = ort.InferenceSession
+    calls: list[dict] = []
+
+    class OnGpu:
+        def __init__(self, session, providers: list[str]) -> None:  # noqa: ANN001
+            self._session, self._providers = session, providers
+
+        def get_providers(self) -> list[str]:
+            return self._providers
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self._session, name)
+
+    def session(path, sess_options=None, providers=None, **kw):  # noqa: ANN001, ANN202
+        calls.append({"providers": providers, **kw})
+        cpu = real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+        names = _names(providers)
+        return OnGpu(cpu, runs_on or names) if names[0] != "CPUExecutionProvider" else cpu
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    return calls
+
+
+def test_device_values_parse_and_bad_ones_are_one_line() -> None:
+    from realtime.providers import DeviceSpec, parse_device
+
+    assert parse_device("cuda") == DeviceSpec("cuda", 0) and parse_device("CUDA:1") == DeviceSpec("cuda", 1)
+    assert parse_device("tensorrt:2") == DeviceSpec("tensorrt", 2) and str(parse_device("cuda:0")) == "cuda"
+    for bad, words in (("gpu", "unknown device"), ("cuda:x", "index"), ("cuda:-1", "index"), ("cpu:1", "only cuda")):
+        with pytest.raises(ValueError, match=words) as err:
+            parse_device(bad)
+        assert "\n" not in str(err.value)
+
+
+def test_cuda_device_index_and_provider_options_are_passed(tiny_model: Path, cuda_listed, monkeypatch) -> None:  # noqa: ANN001
+    calls = _pretend_gpu_sessions(cuda_listed, monkeypatch)
+    st = Stylizer(tiny_model, device="cuda:1")
+    assert st.device == "cuda" and st.device_index == 1 and "CUDA:1" in st.describe()
+    name, options = calls[0]["providers"][0]
+    assert name == _CUDA and _names(calls[0]["providers"])[1:] == ["CPUExecutionProvider"]
+    assert options == {"device_id": "1", "arena_extend_strategy": "kSameAsRequested",
+                       "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": "1"}
+    assert calls[0]["enable_fallback"] == 0
+
+
+def test_two_batches_in_flight_on_cuda_in_order_and_bounded(tiny_model: Path, cuda_listed, monkeypatch) -> None:  # noqa: ANN001
+    """On CUDA one session takes two batches at once (the GPU runs one while the caller finishes the
+    other): results come back per batch in submission order, and a third submit waits for the first."""
+    calls = _pretend_gpu_sessions(cuda_listed, monkeypatch)
+    st = Stylizer(tiny_model, device="cuda")
+    assert st.lanes == 2 and len(calls) == 1  # one session, two in flight
+    assert Stylizer(tiny_model, device="cuda", lanes=1).lanes == 1
+    plain = Stylizer(tiny_model, device="cpu", lanes=1, graph_io=False)
+    rng = np.random.default_rng(0)
+    batches = [[rng.integers(0, 256, (20, 28, 3), dtype=np.uint8) for _ in range(2)] for _ in range(5)]
+    jobs = []
+    for i, batch in enumerate(batches):
+        jobs.append(st.submit(batch))
+        if i >= 2:
+            assert jobs[i - 2].done()  # bounded: at most two in flight
+    for job, batch in zip(jobs, batches):
+        for got, want in zip(job.result(), plain.stylize(batch)):
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert st.graph_io  # on CUDA the pre/post run in the graph by default
+
+
+def test_tensorrt_goes_first_with_its_cache_and_fp16(tiny_model: Path, cuda_listed, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    monkeypatch.setattr(cuda_listed, "get_available_providers", lambda: ["TensorrtExecutionProvider", _CUDA, "CPUExecutionProvider"])
+    monkeypatch.setattr(stylizer_module, "tensorrt_library_problem", lambda: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = _pretend_gpu_sessions(cuda_listed, monkeypatch)
+    st = Stylizer(tiny_model, device="tensorrt", precision="fp16")
+    providers = calls[0]["providers"]
+    assert _names(providers) == ["TensorrtExecutionProvider", _CUDA, "CPUExecutionProvider"]
+    trt = providers[0][1]
+    cache = tmp_path / "realtime" / "tensorrt"
+    assert trt["trt_engine_cache_enable"] == "True" and trt["trt_engine_cache_path"] == str(cache) and cache.is_dir()
+    assert trt["trt_fp16_enable"] == "True" and st.precision == "fp16"
+    assert st.device == "cuda" and st.provider == "TensorrtExecutionProvider" and st.fallback is None
+    calls.clear()
+    assert Stylizer(tiny_model, device="tensorrt").fallback is None
+    assert calls[0]["providers"][0][1]["trt_fp16_enable"] == "False"
+
+
+def test_tensorrt_that_cannot_load_falls_back_to_cuda_in_one_line(tiny_model: Path, cuda_listed, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(cuda_listed, "get_available_providers", lambda: ["TensorrtExecutionProvider", _CUDA, "CPUExecutionProvider"])
+    monkeypatch.setattr(stylizer_module, "tensorrt_library_problem",
+                        lambda: "libnvinfer.so.10: cannot open shared object file: No such file or directory")
+    calls = _pretend_gpu_sessions(cuda_listed, monkeypatch)
+    st = Stylizer(tiny_model, device="tensorrt")
+    assert _names(calls[0]["providers"]) == [_CUDA, "CPUExecutionProvider"]
+    assert st.device == "cuda" and "libnvinfer.so.10" in st.fallback and "\n" not in st.fallback
+    assert "TensorRT" in st.describe()
+    # listed but not first in the session (ONNX Runtime dropped it): said as well
+    monkeypatch.setattr(stylizer_module, "tensorrt_library_problem", lambda: None)
+    calls = _pretend_gpu_sessions(cuda_listed, monkeypatch, runs_on=[_CUDA, "CPUExecutionProvider"])
+    assert "TensorRT did not load" in Stylizer(tiny_model, device="tensorrt").fallback
+
+
+def test_fp16_on_auto_that_ends_on_the_cpu_runs_fp32_and_says_so(tiny_model: Path, monkeypatch) -> None:  # noqa: ANN001
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    st = Stylizer(tiny_model, device="auto", precision="fp16")
+    assert st.device == "cpu" and st.precision == "fp32" and "fp16 is not used" in st.fallback
+    with pytest.raises(DeviceError, match="precision"):
+        Stylizer(tiny_model, device="cpu", precision="fp8")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--device", "gpu"], "unknown device"),
+    (["--device", "cuda:one"], "index"),
+    (["--precision", "fp8"], "invalid choice"),
+    (["--precision", "fp16", "--device", "cpu"], "fp16 is for GPUs"),
+])
+def test_bad_device_and_precision_are_one_line_errors(args: list[str], words: str, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from media import make_video
+
+    from realtime.cli import restyle_video_main
+
+    clip = tmp_path / "in.mp4"
+    make_video(clip, frames=2, size=(32, 24))
+    code = restyle_video_main([str(clip), str(tmp_path / "out.mp4"), *args])
+    err = capsys.readouterr().err
+    assert code != 0 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+# ------------------------------------------------------------------ tools/gpu_check.py without a GPU
+
+GPU_CHECK = Path(__file__).resolve().parents[1] / "tools" / "gpu_check.py"
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_goes_through_every_step_on_the_cpu() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(GPU_CHECK), "--dry-run", "--size", "40x24", "--batches", "1", "2", "--runs", "1",
+                          "--frames", "3"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for words in ("fp32: max |cpu - CPU fp32| = 0 levels", "fp16: max", "model-only frames/s at 40x24",
+                  "restyle-video --device cpu --precision fp32 at 40x24: 3 frames", "GPU CHECK PASSED (dry run"):
+        assert words in out, out
+
+
+def test_gpu_check_fails_loudly_without_a_gpu() -> None:
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    stylizer_module.cuda_library_problem.cache_clear()
+    if _CUDA in ort.get_available_providers() and stylizer_module.cuda_library_problem() is None:
+        pytest.skip("the CUDA provider loads here: the check would run on the GPU")
+    res = subprocess.run([sys.executable, str(GPU_CHECK)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "GPU CHECK FAILED" in res.stderr and "PASSED" not in res.stdout
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_cluster_workers_take_the_gpu_kind_not_its_index() -> None:
+    from realtime.cluster.run import ClusterOptions, worker_shape
+    from realtime.errors import RealtimeError
+
+    class Ray:
+        def __init__(self, gpus: int) -> None:
+            self.gpus = gpus
+
+        def cluster_resources(self) -> dict[str, float]:
+            return {"CPU": 8, "GPU": self.gpus}
+
+    assert worker_shape(Ray(2), ClusterOptions(device="cuda:1"))[2] == "cuda"  # Ray gives each worker its GPU
+    assert worker_shape(Ray(2), ClusterOptions(device="tensorrt"))[2] == "tensorrt"
+    with pytest.raises(RealtimeError, match="tensorrt:1: the cluster has no GPUs"):
+        worker_shape(Ray(0), ClusterOptions(device="tensorrt:1"))

