@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import (DEVICE_HELP, LANES_HELP, PRECISION_HELP, SMOOTH_MODES, device_arg, positive_float, positive_int,
-                       unit_float)
+from .argtypes import (DEVICE_HELP, LANES_HELP, PRECISION_HELP, SMOOTH_MODES, add_stroke_arguments, device_arg,
+                       positive_float, positive_int, unit_float)
 from .errors import RealtimeError
 from .models import TIER_CHOICES
 from .providers import PRECISIONS, check_precision
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=positive_int, default=None, help=LANES_HELP)
     p.add_argument("--batch", type=positive_int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--compare", action="store_true", help="show original | stylized side by side")
+    add_stroke_arguments(p)
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style (default), 0 none")
     p.add_argument("--preserve-color", action="store_true", help="start with the input's colours kept (key c)")
     p.add_argument("--smooth", choices=SMOOTH_MODES, default="off",
@@ -167,6 +168,8 @@ def _run(args: argparse.Namespace, styles: list, index: int, info) -> int:  # no
         save_dir=args.save_dir,
         duration=args.duration,
         rate_hint=reader.rate,
+        stroke=None if args.full_size else args.stroke,
+        max_size=args.max_size,
     )
     camera = LatestFrame(reader, size=args.size, mirror=args.mirror, background=stylizer.device == "cpu")
     loop = LiveLoop(camera, stylizer, styles, index, display, options, state=state, loader_factory=load, info=info)

@@ -55,6 +55,10 @@ class LiveOptions:
     duration: float | None = None  # stop after this many seconds
     max_frames: int | None = None  # stop after showing this many frames (tests, benchmarks)
     rate_hint: float | None = None  # nominal capture rate for the recording's stream header
+    # the size frames are stylized at, as restyle-video's (pipeline.stroke_short_side_for): the style's
+    # trained stroke scale times ``stroke`` (None: full size), or ``max_size`` as the long side
+    stroke: float | None = 1.0
+    max_size: int | None = None
 
 
 @dataclass
@@ -403,6 +407,7 @@ class InFlight:
     frame: Frame
     taken: float
     job: "PendingLike"
+    content: np.ndarray | None = None  # the frame at the size it was stylized at (None: the frame itself)
 
 
 class PendingLike(Protocol):
@@ -500,11 +505,21 @@ class LiveLoop:
         loop shows the previous frame and takes the next one from the camera."""
         submit = getattr(self.stylizer, "submit", None)
         taken = time.monotonic()
+        content = self._processing_image(frame.image)
         if submit is not None:
-            return InFlight(frame, taken, submit([frame.image]))
+            return InFlight(frame, taken, submit([content]), content)
         t0 = time.perf_counter()
-        frames = self.stylizer.stylize([frame.image])
-        return InFlight(frame, taken, _Done(frames, time.perf_counter() - t0))
+        frames = self.stylizer.stylize([content])
+        return InFlight(frame, taken, _Done(frames, time.perf_counter() - t0), content)
+
+    def _processing_image(self, image: np.ndarray) -> np.ndarray:
+        """The frame at the size the current style is stylized at (its trained stroke scale)."""
+        from .pipeline import _resize, processing_size, stroke_short_side_for
+
+        h, w = image.shape[:2]
+        short = stroke_short_side_for(self.stylizer, self.opts.max_size, self.opts.stroke) \
+            if getattr(self.stylizer, "info", None) is not None else None
+        return _resize(image, processing_size(w, h, self.opts.max_size, short))
 
     def render(self, item: "InFlight") -> tuple[np.ndarray, float]:
         """The RGB view for a submitted frame (stylized, or original | stylized) and the model's
@@ -514,7 +529,8 @@ class LiveLoop:
         image = item.frame.image
         out = item.job.result()[0]
         st = self.state
-        out = finish_frame(image, image, out, preserve_color=st.preserve_colour, smoother=self._smoother_for(st.smooth),
+        content = item.content if item.content is not None else image
+        out = finish_frame(image, content, out, preserve_color=st.preserve_colour, smoother=self._smoother_for(st.smooth),
                            strength=st.strength)
         if self.opts.compare:
             out = np.hstack([image, out])

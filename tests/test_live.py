@@ -515,3 +515,29 @@ def test_cli_records_without_window(cam_cli, clips, tmp_path: Path) -> None:  # 
     assert all(b > a for a, b in zip(times, times[1:]))
     code, _, err = cam_cli("--camera", clip, "--no-window", "--output", out)
     assert code == 1 and "--overwrite" in _one_error_line(err)
+
+
+def test_cli_stylizes_at_the_styles_stroke_scale(cam_cli, clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """As restyle-video: frames go to the network at the style's trained short side (here 24 px) and
+    come back at the camera's size; --full-size sends every pixel."""
+    from realtime import modelmeta
+    from realtime import stylizer as stylizer_module
+    from tiny_model import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "stroked.onnx", metadata={modelmeta.TRAINED_SHORT_SIDE: "24"})
+    clip = clips("cam_stroke.mp4", size=(80, 60), frames=6, fps=25)
+    shapes: list[tuple[int, int]] = []
+    real = stylizer_module.Stylizer.submit
+
+    def spy(self, images):  # noqa: ANN001, ANN202
+        shapes.extend(i.shape[:2] for i in images)
+        return real(self, images)
+
+    monkeypatch.setattr(stylizer_module.Stylizer, "submit", spy)
+    for extra, expect in (([], (24, 32)), (["--full-size"], (60, 80))):
+        shapes.clear()
+        out = tmp_path / f"cam{len(extra)}.mp4"
+        code, _, err = cam_cli("--camera", clip, "--no-window", "--output", out, "--style", model, "--quiet", *extra)
+        assert code == 0, err
+        assert shapes and set(shapes) == {expect}
+        assert _video_times(out)[1] == (80, 60)
