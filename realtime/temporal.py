@@ -284,6 +284,16 @@ _PRESETS = {
 _MIN_FLOW_SIDE = 32
 
 
+def dis_flow(dis: "cv2.DISOpticalFlow", source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """DIS flow from ``source`` to ``target`` (grey, same size), padded first when too small for DIS."""
+    h, w = source.shape[:2]
+    pad_h, pad_w = max(0, _MIN_FLOW_SIDE - h), max(0, _MIN_FLOW_SIDE - w)
+    if not (pad_h or pad_w):
+        return dis.calc(source, target, None)
+    source, target = (cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for g in (source, target))
+    return np.ascontiguousarray(dis.calc(source, target, None)[:h, :w])
+
+
 class FlowSmoother:
     """Motion-compensated blending: out = a·warp(previous out) + (1 − a)·stylized with a per-pixel
     a = strength · confidence, where confidence is 0 wherever the flow cannot be trusted.
@@ -359,13 +369,7 @@ class FlowSmoother:
         return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), (w / size[0], h / size[1])
 
     def _flow(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """DIS flow from ``source`` to ``target`` (grey, same size), padded first when too small for DIS."""
-        h, w = source.shape
-        pad_h, pad_w = max(0, _MIN_FLOW_SIDE - h), max(0, _MIN_FLOW_SIDE - w)
-        if not (pad_h or pad_w):
-            return self._dis.calc(source, target, None)
-        source, target = (cv2.copyMakeBorder(g, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for g in (source, target))
-        return np.ascontiguousarray(self._dis.calc(source, target, None)[:h, :w])
+        return dis_flow(self._dis, source, target)
 
     def _restart(self, grey: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         self._prev_grey, self._prev_out = grey, stylized.copy()

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from realtime.temporal import backward_warp, flow_validity
+from realtime.temporal import backward_warp, dis_flow, flow_validity
 
 __all__ = [
     "PairFlow",
@@ -88,7 +88,7 @@ def _dis() -> "cv2.DISOpticalFlow":
 
 def _flow(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     if method == "dis":
-        return _dis().calc(a, b, None)
+        return dis_flow(_dis(), a, b)  # padded where DIS would crash on a thin frame
     if method == "farneback":
         return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
     raise ValueError(f"unknown flow method {method!r}; use 'dis' or 'farneback'")

@@ -272,3 +272,21 @@ def test_temporal_eval_tool_prints_every_mode_and_both_summaries(tiny_model, cli
     assert rows["T:flow"][2] == rows["flow"][2]
     assert "warping error ÷ per-frame, mean over the clips: blend" in out
     assert "÷ the first model's per-frame output, mean over the clips: T:off 1.000, T:flow" in out
+
+
+def test_warping_error_on_a_thin_frame_does_not_crash() -> None:
+    """DIS segfaults on wide images under 32 px high; the metric pads them as the smoother does. In a
+    child process, so a crash fails this test instead of ending the run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from realtime.temporal_metrics import pair_warping_error\n"
+        "rng = np.random.default_rng(0)\n"
+        "a = rng.integers(0, 255, (12, 300, 3), dtype=np.uint8); b = np.roll(a, 2, axis=1)\n"
+        "print(pair_warping_error(a, b, a, b))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-500:])
+    float(proc.stdout.strip())  # a number (NaN allowed where no pixel is valid)
