@@ -460,23 +460,28 @@ def _make_sink(opts: RestyleOptions, source: FileSource, end: float | None, warn
 
 
 def _check_complete(source: FileSource, audio: list[AudioReport], warn: WarnFn) -> None:
+    info = source.info
+    check_complete(source.path.name, info.origin, info.rate, info.declared_end, source.video_end, audio, warn)
+
+
+def check_complete(name: str, origin: float, rate: Fraction | None, declared: float | None, video_end: float | None,
+                   audio: list[AudioReport], warn: WarnFn) -> None:
     """A file cut short (an interrupted recording, a partial download) often just ends, without a
     decoder error: compare where each stream ended with where the header says it ends, for containers
     that declare it (timestamps.declared_end). Streams may end apart and files may start late; only a
     stream that stops short of its own declared end by more than half a frame, or by more than one and a
-    half audio packets (Matroska's end counts the last packet's full length, its demuxer may not), counts."""
-    info = source.info
-    origin = info.origin
+    half audio packets (Matroska's end counts the last packet's full length, its demuxer may not), counts.
+    Times are the file's own (seconds); ``video_end`` is where the last decoded frame ends."""
     short: list[str] = []
-    step = 1.0 / float(info.rate) if info.rate else 0.04
-    if info.declared_end is not None and source.video_end is not None and source.video_end < info.declared_end - step / 2:
-        short.append(f"video at {source.video_end - origin:.2f}s of {info.declared_end - origin:.2f}s")
+    step = 1.0 / float(rate) if rate else 0.04
+    if declared is not None and video_end is not None and video_end < declared - step / 2:
+        short.append(f"video at {video_end - origin:.2f}s of {declared - origin:.2f}s")
     for a in audio:
         slack = 1.5 * a.longest_packet if a.longest_packet > 0 else 0.05
         if a.declared_end is not None and a.end is not None and a.end < a.declared_end - slack:
             short.append(f"audio at {a.end - origin:.2f}s of {a.declared_end - origin:.2f}s")
     if short:
-        warn(f"{source.path.name} ends before its header says: {', '.join(short)} (file truncated?)")
+        warn(f"{name} ends before its header says: {', '.join(short)} (file truncated?)")
 
 
 def output_sar(sar: Fraction | None, rotation: int) -> Fraction | None:

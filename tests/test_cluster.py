@@ -341,3 +341,26 @@ def test_cluster_keeps_a_single_runs_timing_and_streams(ray_cluster, run_cli, tm
     assert subtitle_lines(out / "subbed.mkv") == subtitle_lines(references(subbed)) != [[]]
     with av.open(str(out / "subbed.mkv")) as c:
         assert len(c.streams.attachments) == 1
+
+
+def test_a_cut_file_is_reported_as_a_single_run_reports_it(ray_cluster, run_cli, tmp_path: Path) -> None:
+    """The end-of-file check of a single run (pipeline.check_complete) on a cluster run: a Matroska
+    recording cut near its end gets one warning line; an intact one none."""
+    from media import make_video
+
+    full = tmp_path / "full.mkv"
+    make_video(full, frames=50, audio="aac", gop=10)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.9)])
+    intact = tmp_path / "intact.mkv"
+    make_video(intact, frames=50, audio="aac", gop=10)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(cut, intact, "-o", out, "--cluster", "--workers", "2", "--threads", "1",
+                                "--segment-seconds", "0.4", "--json", *LOSSLESS)
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if "warning:" in ln]
+    assert len(lines) == 1, err
+    assert "cut.mkv" in lines[0] and "truncated" in lines[0] and "of 2.00s" in lines[0]
+    results = {Path(r["input"]).name: r for r in json.loads(stdout)["inputs"]}
+    assert results["cut.mkv"]["segments"] >= 2 and results["cut.mkv"]["frames"] == probe(cut).frames
+    assert not any("truncated" in w for w in results["intact.mkv"].get("warnings", []))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import Interrupted, RealtimeError
+from ..pipeline import check_complete
 from ..progress import Progress
 from .join import SegmentJoiner
 from .segments import Segment, SegmentPlan, StreamInfo, plan, read_segments, stream_info
@@ -134,6 +135,8 @@ class _Input:
         self.joiner: SegmentJoiner | None = None
         self.done: dict[int, SegmentResult] = {}  # finished, waiting for an earlier one to be joined
         self.next_to_join = 0
+        self.video_end: float | None = None  # where the last decoded frame of any joined segment ends
+        self.decode_trouble = False  # a worker warned about this input's data (the end check then stays quiet)
         self.started = 0.0
         self.worker_s = 0.0  # the workers' seconds on this input's joined segments
         self.failed = False
@@ -387,14 +390,21 @@ def _schedule(ray, inputs: list[_Input], actors: list[object], new_worker: Calla
             if s.failed:
                 continue
             bar.update(result.frames)
+            s.decode_trouble = s.decode_trouble or bool(result.warnings)
             for message in result.warnings:
                 s.result.warnings.append(message)
                 if warn is not None:
                     bar.clear()
                     warn(f"{s.job.input.name}: {message}")
             s.done[result.index] = result
+            def say(message: str, s: _Input = s) -> None:
+                s.result.warnings.append(message)
+                if warn is not None:
+                    bar.clear()
+                    warn(message)
+
             try:
-                _join_ready(s)
+                _join_ready(s, say)
             except RealtimeError as exc:
                 s.fail(str(exc))
             except (av.error.FFmpegError, ValueError) as exc:  # the muxer refused a packet (e.g. its timestamps)
@@ -404,8 +414,9 @@ def _schedule(ray, inputs: list[_Input], actors: list[object], new_worker: Calla
     return retries
 
 
-def _join_ready(s: _Input) -> None:
-    """Join the finished segments that are next in order; publish the output after the last."""
+def _join_ready(s: _Input, warn: Callable[[str], None] | None = None) -> None:
+    """Join the finished segments that are next in order; publish the output after the last, then
+    check, as a single run does, that the file did not end before its header says (``warn``)."""
     while s.next_to_join in s.done:
         result = s.done.pop(s.next_to_join)
         if s.joiner is None:
@@ -414,6 +425,8 @@ def _join_ready(s: _Input) -> None:
                                      copy_audio=s.job.audio, origin=s.stream.origin,
                                      overwrite=s.job.overwrite, warn=s.result.warnings.append)
         s.joiner.add(result.data)
+        if result.video_end is not None:
+            s.video_end = result.video_end if s.video_end is None else max(s.video_end, result.video_end)
         s.result.frames += result.frames
         s.worker_s += result.seconds
         s.next_to_join += 1
@@ -422,6 +435,9 @@ def _join_ready(s: _Input) -> None:
             s.fail(f"no video frames could be decoded from {s.job.input}")
             return
         s.joiner.close()
+        if warn is not None and not s.decode_trouble and s.stream is not None:
+            st = s.stream
+            check_complete(s.job.input.name, st.origin, st.rate, st.declared_end, s.video_end, s.joiner.audio, warn)
         s.result.ok = True
         s.result.seconds = round(time.perf_counter() - s.started, 4)
         s.result.audio = [{"input_index": a.input_index, "codec": a.codec, "mode": a.mode, "packets": a.packets}

@@ -47,6 +47,7 @@ class StreamInfo:
     origin: float = 0.0  # seconds: the file's time a player shows as 0 (sources.VideoInfo.origin)
     reorders: bool = False  # the decoder reorders frames: repair stored decode times (timestamps.PresentationOrder)
     video_index: int = 0  # the restyled stream's index in the input (the joiner copies the others)
+    declared_end: float | None = None  # seconds (file time) where the header says the video ends, if it says
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def stream_info(path: Path) -> StreamInfo:
         return StreamInfo(codec=cc.name, extradata=cc.extradata, width=cc.width, height=cc.height,
                           pix_fmt=cc.pix_fmt, time_base=info.time_base, rate=info.rate, rotation=rotation,
                           sample_aspect_ratio=info.sample_aspect_ratio, origin=info.origin,
-                          reorders=info.reorders, video_index=info.video_index)
+                          reorders=info.reorders, video_index=info.video_index, declared_end=info.declared_end)
     except Exception as exc:  # noqa: BLE001 - any FFmpeg failure here means the file cannot be used
         if isinstance(exc, InputError):
             raise

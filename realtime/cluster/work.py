@@ -48,10 +48,12 @@ class SegmentResult:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     worker: str = ""
+    video_end: float | None = None  # file time (s) where its last decoded frame ends (the end-of-file check)
 
 
-def decode_segment(segment: Segment, warnings: list[str]) -> Iterator[Frame]:
-    """The frames of a segment's packets that it owns or warms up on, in presentation order."""
+def decode_segment(segment: Segment, warnings: list[str], ends: list[float] | None = None) -> Iterator[Frame]:
+    """The frames of a segment's packets that it owns or warms up on, in presentation order; ``ends``
+    gets the file time where each owned frame ends (as FileSource.video_end counts it)."""
     import av
 
     s = segment.stream
@@ -82,6 +84,9 @@ def decode_segment(segment: Segment, warnings: list[str]) -> Iterator[Frame]:
                 continue
             if segment.first_pts is not None and pts < (segment.first_pts if warm_from is None else warm_from):
                 continue
+            if ends is not None:
+                step = vf.duration if vf.duration else (stamps.step or 0)
+                ends.append(float((pts + step) * s.time_base))
             yield Frame(index=0, image=stamps.image(vf), pts=pts, time_base=s.time_base)
 
     for data, pts, dts, key in segment.packets:
@@ -122,6 +127,7 @@ def restyle_segment(segment: Segment, stylizer, settings: SegmentSettings) -> Se
 
     t0 = time.perf_counter()
     warnings: list[str] = []
+    ends: list[float] = []
     smoother = smoother_for(settings.smooth, settings.smooth_strength)
     if smoother is not None:
         smoother.reset()
@@ -134,11 +140,12 @@ def restyle_segment(segment: Segment, stylizer, settings: SegmentSettings) -> Se
                         sample_aspect_ratio=output_sar(s.sample_aspect_ratio, s.rotation),
                         background=stylizer.device == "cpu", warn=warnings.append)
         with sink:
-            work = restyle_frames(decode_segment(segment, warnings), stylizer, sink.write, batch=settings.batch,
+            work = restyle_frames(decode_segment(segment, warnings, ends), stylizer, sink.write, batch=settings.batch,
                                   max_size=settings.max_size, stroke=settings.stroke, preserve_color=settings.preserve_color,
                                   strength=settings.strength, smoother=smoother,
                                   keep=None if first is None else (lambda f: f.pts >= first))
         data = path.read_bytes() if work.frames else b""
     if not work.frames and segment.frames:
         warnings.append(f"none of the {segment.frames} frames of segment {segment.index} could be decoded")
-    return SegmentResult(segment.input_id, segment.index, data, work.frames, time.perf_counter() - t0, warnings)
+    return SegmentResult(segment.input_id, segment.index, data, work.frames, time.perf_counter() - t0, warnings,
+                         video_end=max(ends) if ends else None)
