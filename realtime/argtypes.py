@@ -76,15 +76,23 @@ def stroke_factor(text: str) -> float:
     return _number(text, float, lambda v: 0.1 <= v <= 10, "is not between 0.1 and 10")
 
 
-def add_stroke_arguments(p: argparse.ArgumentParser) -> None:
-    """--stroke, --full-size and --max-size: the size frames are stylized at (realtime.strokes)."""
+def add_stroke_arguments(p: argparse.ArgumentParser, stroke_default: float | None = 1.0,
+                         max_size_default: str = "", model_only: bool = False) -> None:
+    """--stroke, --full-size and --max-size: the size frames are stylized at (realtime.strokes).
+
+    ``stroke_default=None`` lets a command tell a --stroke given from none (restyle-image refuses it with
+    --optimize); ``max_size_default`` names --max-size's own default where it has one; ``model_only``
+    says in the help that --stroke and --full-size concern a style model (a command with other methods)."""
+    model = "with a style model: " if model_only else ""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--stroke", type=stroke_factor, default=1.0, metavar="SCALE",
-                   help="stroke size against the one the style was trained for: frames are stylized at the size "
-                        "that gives it and scaled back up with sharp edges (default 1; 2 coarser and faster, 0.5 finer)")
-    g.add_argument("--full-size", action="store_true", help="stylize every pixel at the input size (finest strokes, slowest)")
+    g.add_argument("--stroke", type=stroke_factor, default=stroke_default, metavar="SCALE",
+                   help=f"{model}stroke size against the one the style was trained for: the input is stylized at the "
+                        "size that gives it and scaled back up with sharp edges (default 1; 2 coarser and faster, 0.5 finer)")
+    g.add_argument("--full-size", action="store_true",
+                   help=f"{model}stylize every pixel at the input size (finest strokes, slowest)")
+    default = f" (default: the size --stroke gives; {max_size_default})" if max_size_default else ""
     g.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
-                   help="stylize at this long side and scale back to the input size")
+                   help=f"stylize at this long side and scale back to the input size{default}")
 
 
 def positive_int(text: str) -> int:

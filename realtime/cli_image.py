@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import (layer_list, layer_weights, non_negative_float, non_negative_int, percent_int, positive_float,
-                       positive_int, stroke_factor, unit_float)
+from .argtypes import (add_stroke_arguments, layer_list, layer_weights, non_negative_float, non_negative_int, percent_int,
+                       positive_float, positive_int, unit_float)
 from .errors import InputError, ModelError, OutputError, RealtimeError
 from .models import TIER_CHOICES
 
@@ -56,15 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when it really works, else CPU (default); cuda: fail if it cannot run")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--max-size", type=positive_int, default=None, metavar="PIXELS",
-                      help=f"stylize at this long side and scale back to the input size (default: the size --stroke "
-                           f"gives; {OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet)")
-    size.add_argument("--stroke", type=stroke_factor, default=None, metavar="SCALE",
-                      help="with a style model: stroke size against the one the style was trained for; the image is "
-                           "stylized at the size that gives it and scaled back up with sharp edges (default 1; 2 "
-                           "coarser, 0.5 finer)")
-    size.add_argument("--full-size", action="store_true", help="with a style model: stylize every pixel (finest strokes)")
+    add_stroke_arguments(p, stroke_default=None, max_size_default=f"{OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet",
+                         model_only=True)
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--tile-size", type=non_negative_int, default=DEFAULT_TILE, metavar="PIXELS",

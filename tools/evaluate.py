@@ -178,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
           f"over relu1_2..relu4_3, content distance = mean (relu3_3(y) − relu3_3(x))²")
     print(f"references: 'input' = the photo itself; 'optimize' = Gatys et al. ({a.opt_optimizer}, {a.opt_iterations} "
           f"iterations at {a.opt_size} px, the model's training objective) on the first {n_opt} photo(s)")
-    head = f"{'painting':<22} {'row':<9} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11}"
+    head = f"{'painting':<22} {'row':<18} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11}"
     print(f"{head} {'style':>11} {'content':>11} {'s/photo':>8}")
-    print(f"{'':<22} {'':<9} {'':<5} {'(all photos)':>32} {f'(first {n_opt})':>23}")
+    print(f"{'':<22} {'':<18} {'':<5} {'(all photos)':>32} {f'(first {n_opt})':>23}")
     own_style = float("nan")  # the unstylized photos' style distance, per painting: the ratio's denominator
 
     def row(painting: str, label: str, tier: str, per_photo: list[dict[str, Any]], opt_only: bool = False,
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         everything = summarise([] if opt_only else per_photo)
         first = summarise(per_photo[:n_opt])
         ratio = everything["style_distance"] / own_style
-        print(f"{painting[:22]:<22} {label:<9} {tier:<5} {_fmt(everything['style_distance'])} "
+        print(f"{painting[:22]:<22} {label[:18]:<18} {tier:<5} {_fmt(everything['style_distance'])} "
               f"{ratio if not math.isnan(ratio) else float('nan'):>8.3f} "
               f"{_fmt(everything['content_distance'])} {_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
               f"{summarise(per_photo)['seconds'] if timed else float('nan'):>8.2f}", flush=True)
@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                 out = stylizer.stylize([to_uint8(x)])[0]
                 return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
 
-            row(name, "model", style.tier, evaluate_photos(vgg, run, photos, grams, a.long_side))
+            # a shipped style by its zoo name, a file by its own (several files may hold one painting)
+            label = style.name if style.origin != "file" else style.path.stem
+            row(name, label, style.tier, evaluate_photos(vgg, run, photos, grams, a.long_side))
         if a.peer:
             with tempfile.TemporaryDirectory() as work:
                 try:
