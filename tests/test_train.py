@@ -121,6 +121,19 @@ def test_resume_can_lower_the_target_to_export_a_checkpoint_as_it_stands(data, r
     assert Trainer(TrainConfig(iterations=12), resume=ckpt, vgg=random_vgg, progress=lambda s: None).config.iterations == 12
 
 
+def test_resume_with_a_new_step_size_uses_and_records_it(data, random_vgg, tmp_path):
+    Trainer(_config(data, tmp_path, iterations=3, lr=1e-3), vgg=random_vgg, progress=lambda s: None).run()
+    ckpt = tmp_path / "tiny" / CHECKPOINT_NAME
+    kept = Trainer(TrainConfig(iterations=0, lr=0.0), resume=ckpt, vgg=random_vgg, progress=lambda s: None)
+    assert kept.config.lr == 1e-3 and kept.optimizer.param_groups[0]["lr"] == 1e-3
+    decayed = Trainer(TrainConfig(iterations=5, lr=2e-4), resume=ckpt, vgg=random_vgg, progress=lambda s: None)
+    # the optimizer's saved state (moments and its old step size) is loaded, then the new step size is set
+    assert decayed.optimizer.param_groups[0]["lr"] == 2e-4 and decayed.config.lr == 2e-4
+    assert decayed.optimizer.state_dict()["state"]
+    decayed.run()
+    assert torch.load(ckpt, weights_only=False)["config"]["lr"] == 2e-4
+
+
 class _Payload:
     """What a crafted checkpoint can carry: unpickling it calls open(marker, "w"), i.e. runs code."""
 

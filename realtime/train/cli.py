@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="style name (default: the style image's file name)")
     p.add_argument("--out", help="runs folder (default runs/); the run goes to OUT/NAME")
     p.add_argument("--resume", help="continue from this checkpoint (its own settings are used; --iterations sets a new "
-                                    "target, and one at or below the checkpoint's iteration exports it as it stands)")
+                                    "target, and one at or below the checkpoint's iteration exports it as it stands; --lr sets a new step size)")
     p.add_argument("--no-export", action="store_true", help="skip ONNX export, record and contact sheet")
     g = p.add_argument_group("settings (defaults in realtime/train/config.py)")
     g.add_argument("--arch", choices=["full", "fast"], help="network tier")
@@ -149,6 +149,7 @@ def _train(args: argparse.Namespace) -> int:
         # none given: the checkpoint's own target (0 to the trainer); 0 given: stop where the checkpoint is,
         # which any target at or below its iteration does
         config.iterations = 0 if args.iterations is None else max(args.iterations, 1)
+        config.lr = args.lr or 0.0  # none given: the run's own
     trainer = Trainer(config, resume=args.resume)
     try:
         print(f"{PROG}: {trainer.config.name}: {trainer.config.iterations} iterations, batch {trainer.config.batch}, "

@@ -150,10 +150,13 @@ class Trainer:
                 raise DataError(f"checkpoint not found: {path}")
             checkpoint = load_checkpoint(path, "--resume")
             saved = TrainConfig.from_dict(checkpoint["config"])
-            # The run continues with its own settings but the iteration target, which may be set anew:
-            # at or below the checkpoint's own iteration the run stops at once and is exported as it stands.
+            # The run continues with its own settings but two, which a non-zero value in ``config`` sets
+            # anew: the iteration target (at or below the checkpoint's own iteration the run stops at once
+            # and is exported as it stands) and the step size.
             if config.iterations:
                 saved.iterations = max(config.iterations, int(checkpoint["iteration"]))
+            if config.lr:  # a new step size for the rest of the run (a decay), recorded as the run's
+                saved.lr = config.lr
             config = saved
         config.validate()
         self.config = config
@@ -229,6 +232,8 @@ class Trainer:
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
+            for group in self.optimizer.param_groups:  # the saved state carries the old step size
+                group["lr"] = config.lr
             self.iteration = checkpoint["iteration"]
             self.seconds = checkpoint.get("seconds", 0.0)
             self.history = checkpoint.get("history", [])
