@@ -212,6 +212,6 @@ def resolve_style_for_device(spec: str | os.PathLike[str] | None, tier: str, dev
     def probe() -> bool:
         from .stylizer import cuda_usable
 
-        return cuda_usable(str(resolve_style(spec, "fast").path))
+        return cuda_usable(str(resolve_style(spec, "fast").path), device)  # the GPU asked for, not GPU 0
 
     return resolve_style(spec, pick_tier(tier, device, probe))

@@ -111,17 +111,18 @@ def _read_onnx_header(path: Path) -> None:
         raise ModelError(f"{path} is not an ONNX model")
 
 
-@functools.lru_cache(maxsize=1)
-def cuda_usable(probe_model: str) -> bool:
-    """Whether ONNX Runtime's CUDA provider really runs here: onnxruntime-gpu lists it even on a machine
-    without a GPU, and cuDNN loads (and a GPU too old for the build fails) only at the first run, so a
-    session is built on ``probe_model`` (a small model) and runs one tiny frame. Checked once per process."""
+@functools.lru_cache(maxsize=2)
+def cuda_usable(probe_model: str, device: str = "auto") -> bool:
+    """Whether ONNX Runtime's CUDA provider really runs here, on ``device`` (auto: GPU 0; cuda:N and
+    tensorrt:N probe that GPU): onnxruntime-gpu lists it even on a machine without a GPU, and cuDNN loads
+    (and a GPU too old for the build fails) only at the first run, so a session is built on
+    ``probe_model`` (a small model) and runs one tiny frame. Checked once per process and device."""
     import onnxruntime as ort
 
     if _CUDA not in ort.get_available_providers():
         return False
     try:
-        stylizer = Stylizer(probe_model, device="auto", lanes=1)
+        stylizer = Stylizer(probe_model, device=device, lanes=1)
         if stylizer.device != "cuda":
             return False
         stylizer.stylize([np.zeros((16, 16, 3), np.uint8)])

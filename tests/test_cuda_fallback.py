@@ -126,6 +126,39 @@ def test_cuda_probe_runs_a_frame(tiny_model: Path, monkeypatch) -> None:  # noqa
         stylizer_module.cuda_usable.cache_clear()
 
 
+@pytest.mark.parametrize("device,probed", [("cuda:1", "cuda:1"), ("tensorrt:2", "tensorrt:2"), ("auto", "auto")])
+def test_tier_auto_probes_the_gpu_asked_for(tiny_model: Path, monkeypatch, device: str, probed: str) -> None:  # noqa: ANN001
+    """--tier auto picks the full tier only where CUDA runs: on the GPU the command will use (cuda:1 on a
+    machine whose GPU 0 is busy or broken), not on GPU 0."""
+    import onnxruntime as ort
+
+    from realtime.models import resolve_style_for_device
+
+    asked = []
+
+    class RunsOnlyOnGpu1:
+        def __init__(self, path, device="auto", **kwargs) -> None:  # noqa: ANN001, ANN003
+            asked.append(device)
+            self.device = "cuda"
+
+        def stylize(self, images):  # noqa: ANN001, ANN202
+            if asked[-1] in ("auto", "cuda", "cuda:0"):
+                raise stylizer_module.ModelError("inference failed on CUDA: GPU 0 is out of memory")
+            return images
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [_CUDA, "CPUExecutionProvider"])
+    monkeypatch.setattr(stylizer_module, "Stylizer", RunsOnlyOnGpu1)
+    stylizer_module.cuda_usable.cache_clear()
+    try:
+        resolve_style_for_device(None, "auto", device)
+        assert asked == [probed]
+        # and the answer is that GPU's: usable on GPU 1 and 2, not on GPU 0 (auto)
+        stylizer_module.cuda_usable.cache_clear()
+        assert stylizer_module.cuda_usable(str(tiny_model), device) is (device != "auto")
+    finally:
+        stylizer_module.cuda_usable.cache_clear()
+
+
 # ------------------------------------------------------------------ providers, their options, batches in flight
 
 
