@@ -345,3 +345,37 @@ def test_cluster_workers_take_the_gpu_kind_not_its_index() -> None:
     assert worker_shape(Ray(2), ClusterOptions(device="tensorrt"))[2] == "tensorrt"
     with pytest.raises(RealtimeError, match="tensorrt:1: the cluster has no GPUs"):
         worker_shape(Ray(0), ClusterOptions(device="tensorrt:1"))
+
+
+def test_cluster_workers_get_the_precision(clips, run_cli, tiny_model: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """--precision reaches each worker's stylizer (it was dropped: workers ran fp32 whatever was asked),
+    and fp16 with --device cpu is refused once, up front, as a single run refuses it."""
+    pytest.importorskip("ray")
+    from realtime.cluster import run as run_module
+    from realtime.cluster.run import _worker_class
+
+    given = {}
+
+    def fake_restyle_on_cluster(jobs, model, settings, cluster, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        given["cluster"] = cluster
+        raise stylizer_module.RealtimeError("stopped here by the test")
+
+    monkeypatch.setattr(run_module, "restyle_on_cluster", fake_restyle_on_cluster)
+    clip = clips("precision.mp4", frames=4)
+    code, _, err = run_cli(clip, tmp_path / "o.mp4", "--cluster", "--workers", "1", "--precision", "fp16",
+                           "--device", "cuda:1")
+    assert code != 0 and given["cluster"].precision == "fp16" and given["cluster"].device == "cuda:1"
+    given.clear()
+    code, _, err = run_cli(clip, tmp_path / "o.mp4", "--cluster", "--workers", "1", "--precision", "fp16",
+                           "--device", "cpu")
+    assert code != 0 and not given and "fp16 is for GPUs" in err and len(err.strip().splitlines()) == 1
+
+    made = []
+
+    class Recorder:
+        def __init__(self, path, **kwargs) -> None:  # noqa: ANN001, ANN003
+            made.append(kwargs)
+
+    monkeypatch.setattr(stylizer_module, "Stylizer", Recorder)
+    _worker_class()(tiny_model.read_bytes(), "tiny.onnx", "cuda", 1, 1, None, "fp16")
+    assert made and made[0]["precision"] == "fp16" and made[0]["device"] == "cuda"

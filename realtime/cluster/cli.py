@@ -160,6 +160,7 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
                 info: WarnFn) -> dict[str, object]:
     from ..models import resolve_style, resolve_style_for_device
     from ..pipeline import check_paths, smoother_for
+    from ..providers import check_precision
     from .run import ClusterOptions, InputJob, import_ray, restyle_on_cluster
     from .work import SegmentSettings
 
@@ -167,6 +168,7 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
     if opts.batch < 1 or not 0.0 <= opts.strength <= 1.0:
         raise RealtimeError("--batch must be at least 1 and --strength between 0 and 1")
     opts.encoder.validate()
+    check_precision(opts.precision, opts.device)  # fp16 on CPU workers: refused here, once
     smoother_for(opts.smooth, opts.smooth_strength)  # a mode this build cannot run fails here, not on a worker
     # an unknown style fails before Ray starts; a style inside a multi-style model (or a blend) is its mix
     mix = resolve_style_for_device(opts.style, opts.tier, "cpu").mix or None
@@ -182,7 +184,7 @@ def _on_cluster(args: argparse.Namespace, opts, pairs: list[tuple[Path, Path]], 
         check_paths(job.input, job.output, job.overwrite)
 
     cluster = ClusterOptions(address=args.cluster or None, workers=args.workers, threads=opts.threads, lanes=opts.lanes,
-                             device=opts.device, segment_seconds=args.segment_seconds, style=mix)
+                             device=opts.device, segment_seconds=args.segment_seconds, style=mix, precision=opts.precision)
     settings = SegmentSettings(suffix=".mp4", encoder=opts.encoder, batch=opts.batch, max_size=opts.max_size,
                                stroke=opts.stroke, strength=opts.strength, preserve_color=opts.preserve_color, smooth=opts.smooth,
                                smooth_strength=opts.smooth_strength)

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..errors import OutputError, RealtimeError
+from ..errors import RealtimeError
 from ..outputs import discard, partial_file, publish
 from ..remux import AudioReport, StreamCopier
 from ..sinks import container_format

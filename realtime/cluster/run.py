@@ -111,6 +111,7 @@ class ClusterOptions:
     segment_seconds: float = 20.0  # segments of about this length (cut at the first keyframe after it)
     warmup: int = 10  # frames decoded before each segment to warm the smoother up (when smoothing)
     style: str | None = None  # the style inside a multi-style model, or a blend (Stylizer's ``style``)
+    precision: str = "fp32"  # Stylizer's: fp16 converts the model on each (GPU) worker
 
 
 def import_ray():  # noqa: ANN201 - the ray module
@@ -257,7 +258,7 @@ def restyle_on_cluster(jobs: list[InputJob], model: Path | Callable[[str], Path]
             model_ref = ray.put(model.read_bytes())
 
             def new_worker():  # noqa: ANN202 - an actor handle
-                return remote.remote(model_ref, model.name, device, threads, opts.lanes, opts.style)
+                return remote.remote(model_ref, model.name, device, threads, opts.lanes, opts.style, opts.precision)
 
             actors = [new_worker() for _ in range(n)]
             try:

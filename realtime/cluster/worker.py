@@ -20,7 +20,7 @@ class SegmentWorker:
     """``restyle(segment, settings)`` -> SegmentResult, with a stylizer loaded once."""
 
     def __init__(self, model: bytes | list, model_name: str, device: str, threads: int | None, lanes: int | None,
-                 style: str | None = None) -> None:
+                 style: str | None = None, precision: str = "fp32") -> None:
         from ..stylizer import Stylizer
 
         if isinstance(model, list):  # [ObjectRef] from the driver (run.py)
@@ -31,7 +31,8 @@ class SegmentWorker:
         self._scratch = tempfile.TemporaryDirectory(prefix="restyle-worker-")
         path = Path(self._scratch.name) / Path(model_name).name
         path.write_bytes(model)
-        self.stylizer = Stylizer(path, device=device, threads=threads, lanes=lanes, style=style)  # type: ignore[arg-type]
+        self.stylizer = Stylizer(path, device=device, threads=threads, lanes=lanes, style=style,  # type: ignore[arg-type]
+                                 precision=precision)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def restyle(self, segment: Segment, settings: SegmentSettings) -> SegmentResult:
