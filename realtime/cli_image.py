@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import (add_stroke_arguments, layer_list, layer_weights, non_negative_float, non_negative_int, percent_int,
+from .argtypes import (DEVICE_HELP, add_stroke_arguments, device_arg, layer_list, layer_weights, non_negative_float, non_negative_int, percent_int,
                        positive_float, positive_int, unit_float)
 from .errors import InputError, ModelError, OutputError, RealtimeError
 from .models import TIER_CHOICES
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-styles", action="store_true", help="list installed styles and exit")
     p.add_argument("--tier", choices=TIER_CHOICES, default="auto",
                    help="model tier: auto (default) runs the fast tier on the CPU and the full tier on CUDA")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="auto: CUDA when it really works, else CPU (default); cuda: fail if it cannot run")
+    p.add_argument("--device", type=device_arg, default="auto",
+                   help=DEVICE_HELP + "; --optimize runs on PyTorch: auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     add_stroke_arguments(p, stroke_default=None, max_size_default=f"{OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet",
                          model_only=True)
@@ -349,7 +349,7 @@ def _optimize_process(args: argparse.Namespace, opts, info):  # noqa: ANN001, AN
                             overwrite=args.overwrite, quality=args.quality)
 
         try:
-            result = optimize_image(content, painting, settings, vgg=vgg, device=device.type, on_iteration=on_iteration)
+            result = optimize_image(content, painting, settings, vgg=vgg, device=str(device), on_iteration=on_iteration)
         except BaseException:
             bar.abandon()
             raise

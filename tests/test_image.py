@@ -468,3 +468,28 @@ def test_works_without_torch(tmp_path: Path, models_dir: Path) -> None:
     assert (tmp_path / "o.png").is_file()
     one_line_error(1, proc.stderr, 'pip install -e ".[train]"')
     assert not (tmp_path / "p.png").exists()
+
+
+def test_device_takes_what_restyle_video_takes(run, tmp_path: Path, tiny_model: Path) -> None:
+    """--device cuda:N and tensorrt[:N] as the other commands take them (it allowed auto|cpu|cuda);
+    where they cannot run, one line says so; the optimisation (PyTorch) refuses TensorRT by name."""
+    import onnxruntime as ort
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), photo())
+    code, _, err = run(src, tmp_path / "a.png", "--style", tiny_model, "--device", "CPU", "-q")
+    assert code == 0, err
+    code, _, err = run(src, tmp_path / "b.png", "--style", tiny_model, "--device", "gpu7")
+    one_line_error(code, err, "unknown device", exit_code=2)
+    code, _, err = run(src, tmp_path / "c.png", "--optimize", "--style-image", src, "--device", "tensorrt:1",
+                       "--iterations", "1")
+    one_line_error(code, err, "does not apply here")
+    assert not (tmp_path / "c.png").exists()
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return
+    from realtime.stylizer import cuda_usable
+
+    if not cuda_usable(str(tiny_model), "cuda:1"):
+        code, _, err = run(src, tmp_path / "d.png", "--style", tiny_model, "--device", "cuda:1", "-q")
+        assert code != 0 and "Traceback" not in err and "cuda:1" in err, err
+        assert not (tmp_path / "d.png").exists()

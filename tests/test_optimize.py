@@ -104,6 +104,12 @@ def test_settings() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="cuda"):
             pick_device("cuda")
+        with pytest.raises(DeviceError, match="cuda:1"):
+            pick_device("cuda:1")
+    # TensorRT is ONNX Runtime's, not PyTorch's: said so, not taken for a GPU
+    for other in ("tensorrt", "tensorrt:1", "cpu:1", "cuda:x"):
+        with pytest.raises(DeviceError, match="does not apply here"):
+            pick_device(other)
     assert pick_device("cpu").type == "cpu"
 
 
@@ -190,12 +196,15 @@ def test_tools_evaluate_prints_the_table(tmp_path: Path, monkeypatch: pytest.Mon
     out = capsys.readouterr().out
     assert code == 0, out
     rows = {line.split()[1]: line.split() for line in out.splitlines() if line.startswith("tiny.jpg")}
-    assert set(rows) == {"input", "model", "optimize"}, out
-    # input: 4 distances and s/photo (no tier); model: its tier too; optimize: the first-N columns only
-    assert len(rows["input"]) == 7 and len(rows["model"]) == 8 and len(rows["optimize"]) == 5, out
-    assert float(rows["input"][3]) == 0.0 and float(rows["input"][5]) == 0.0  # the input's content distance to itself
-    assert all(np.isfinite(float(v)) for v in rows["model"][3:])
-    assert float(rows["optimize"][2]) < float(rows["input"][4])  # the reference is closer to the painting
+    assert set(rows) == {"input", "tiny", "optimize"}, out  # the model's row is named after it
+    # input: 4 distances, the style ratio and s/photo (no tier); the model: its tier too; optimize: the
+    # first-N columns only
+    assert len(rows["input"]) == 8 and len(rows["tiny"]) == 9 and len(rows["optimize"]) == 5, out
+    assert float(rows["input"][4]) == 0.0 and float(rows["input"][6]) == 0.0  # the input's content distance to itself
+    assert float(rows["input"][3]) == 1.0  # style ÷ the input's own
+    assert float(rows["tiny"][4]) == pytest.approx(float(rows["tiny"][3]) / float(rows["input"][2]), rel=2e-3)
+    assert all(np.isfinite(float(v)) for v in rows["tiny"][3:])
+    assert float(rows["optimize"][2]) < float(rows["input"][5])  # the reference is closer to the painting
 
 
 

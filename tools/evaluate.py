@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         first = summarise(per_photo[:n_opt])
         ratio = everything["style_distance"] / own_style
         print(f"{painting[:22]:<22} {label[:18]:<18} {tier:<5} {_fmt(everything['style_distance'])} "
-              f"{ratio if not math.isnan(ratio) else float('nan'):>8.3f} "
+              f"{f'{ratio:.3f}' if not math.isnan(ratio) else '':>8} "
               f"{_fmt(everything['content_distance'])} {_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
               f"{summarise(per_photo)['seconds'] if timed else float('nan'):>8.2f}", flush=True)
 

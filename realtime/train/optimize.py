@@ -135,12 +135,18 @@ class OptimizeResult:
 
 
 def pick_device(device: str) -> torch.device:
-    """``auto``: CUDA when torch can use it; ``cuda``: an error when it cannot."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise DeviceError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: this PyTorch cannot use a CUDA GPU (CPU build, or no GPU); use --device cpu")
-    return torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+    """``auto``: CUDA when torch can use it; ``cuda`` or ``cuda:N``: an error when it cannot. TensorRT is
+    ONNX Runtime's: it does not apply to the optimisation, which runs on PyTorch."""
+    kind, _, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+        raise DeviceError(f"device {device!r} does not apply here (PyTorch); choose auto, cpu, cuda or cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device}: this PyTorch cannot use a CUDA GPU (CPU build, or no GPU); use --device cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: there is no GPU {index} ({torch.cuda.device_count()} found)")
+        return torch.device(device)
+    return torch.device("cuda" if kind == "auto" and torch.cuda.is_available() else "cpu")
 
 
 def _tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
