@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .argtypes import (DEVICE_HELP, add_stroke_arguments, device_arg, layer_list, layer_weights, non_negative_float, non_negative_int, percent_int,
-                       positive_float, positive_int, unit_float)
+from .argtypes import (DEVICE_HELP, add_stroke_arguments, device_arg, layer_list, layer_weights, non_negative_float,
+                       non_negative_int, percent_int, positive_float, positive_int, unit_float)
 from .errors import InputError, ModelError, OutputError, RealtimeError
 from .models import TIER_CHOICES
 
@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=device_arg, default="auto",
                    help=DEVICE_HELP + "; --optimize runs on PyTorch: auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
-    add_stroke_arguments(p, stroke_default=None, max_size_default=f"{OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet",
-                         model_only=True)
+    add_stroke_arguments(p, stroke_default=None, model_only=True,
+                         max_size_default=f"{OPTIMIZE_SIZE} with --optimize, {SHEET_SIZE} with --sheet")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the original: 1 full style, 0 none")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours; stylize luminance only")
     p.add_argument("--tile-size", type=non_negative_int, default=DEFAULT_TILE, metavar="PIXELS",

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="style name (default: the style image's file name)")
     p.add_argument("--out", help="runs folder (default runs/); the run goes to OUT/NAME")
     p.add_argument("--resume", help="continue from this checkpoint (its own settings are used; --iterations sets a new "
-                                    "target, and one at or below the checkpoint's iteration exports it as it stands; --lr sets a new step size)")
+                                    "target, and one at or below the checkpoint's iteration exports it as it stands; "
+                                    "--lr sets a new step size)")
     p.add_argument("--no-export", action="store_true", help="skip ONNX export, record and contact sheet")
     g = p.add_argument_group("settings (defaults in realtime/train/config.py)")
     g.add_argument("--arch", choices=["full", "fast"], help="network tier")
