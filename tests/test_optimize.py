@@ -187,15 +187,16 @@ def test_evaluate_reference_rows(tmp_path: Path, random_vgg) -> None:
 def test_tools_evaluate_prints_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, random_vgg) -> None:
     tool = load_tool("evaluate", monkeypatch)
     monkeypatch.setattr(tool, "load_vgg", lambda *a, **k: random_vgg)
-    photos = _photos(tmp_path / "photos")
+    photos = _photos(tmp_path / "photos", n=3)
     styles = tmp_path / "styles"
     styles.mkdir()
     write_image(styles / "tiny.jpg", pair(48)[1])  # the tiny model has no record: its painting is <name>.jpg
-    code = tool.main(["tiny", "--photos", str(photos), "--styles", str(styles), "--long-side", "48",
+    code = tool.main(["tiny", "--photos", str(photos), "--styles", str(styles), "--long-side", "48", "--first", "2",
                       "--opt-iterations", "3", "--opt-size", "32", "--opt-photos", "1", "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0, out
     rows = {line.split()[1]: line.split() for line in out.splitlines() if line.startswith("tiny.jpg")}
+    assert "(2, long side 48)" in out  # --first 2 of the 3 photos
     assert set(rows) == {"input", "tiny", "optimize"}, out  # the model's row is named after it
     # input: 4 distances, the style ratio and s/photo (no tier); the model: its tier too; optimize: the
     # first-N columns only

