@@ -456,6 +456,8 @@ class LiveLoop:
     ) -> None:
         self.camera = camera
         self.stylizer = stylizer
+        # (stylizer, the short side its style is stylized at): read from its metadata once per style, not per frame
+        self._stroke_side: tuple[object, int | None] | None = None
         self.styles = list(styles)
         self.style_index = style_index
         self.display = display
@@ -516,10 +518,12 @@ class LiveLoop:
         """The frame at the size the current style is stylized at (its trained stroke scale)."""
         from .pipeline import _resize, processing_size, stroke_short_side_for
 
+        if self._stroke_side is None or self._stroke_side[0] is not self.stylizer:  # a new style
+            short = stroke_short_side_for(self.stylizer, self.opts.max_size, self.opts.stroke) \
+                if getattr(self.stylizer, "info", None) is not None else None
+            self._stroke_side = (self.stylizer, short)
         h, w = image.shape[:2]
-        short = stroke_short_side_for(self.stylizer, self.opts.max_size, self.opts.stroke) \
-            if getattr(self.stylizer, "info", None) is not None else None
-        return _resize(image, processing_size(w, h, self.opts.max_size, short))
+        return _resize(image, processing_size(w, h, self.opts.max_size, self._stroke_side[1]))
 
     def render(self, item: "InFlight") -> tuple[np.ndarray, float]:
         """The RGB view for a submitted frame (stylized, or original | stylized) and the model's
