@@ -208,6 +208,30 @@ def test_tools_evaluate_prints_the_table(tmp_path: Path, monkeypatch: pytest.Mon
     assert float(rows["optimize"][2]) < float(rows["input"][5])  # the reference is closer to the painting
 
 
+def test_tools_evaluate_style_size_fixes_the_paintings_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                                            random_vgg) -> None:
+    """--style-size N: every painting's Gram targets at N px, whatever the model's record says; 0: the
+    record's (a model without one: 384)."""
+    tool = load_tool("evaluate", monkeypatch)
+    monkeypatch.setattr(tool, "load_vgg", lambda *a, **k: random_vgg)
+    sizes: list[int] = []
+    real = tool.load_style_grams
+    monkeypatch.setattr(tool, "load_style_grams", lambda vgg, image, size: sizes.append(size) or real(vgg, image, size))
+    photos = _photos(tmp_path / "photos", n=1)
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    write_image(styles / "tiny.jpg", pair(48)[1])
+    common = ["tiny", "--photos", str(photos), "--styles", str(styles), "--long-side", "48", "--opt-photos", "0",
+              "--device", "cpu"]
+    assert tool.main(common + ["--style-size", "40"]) == 0
+    assert tool.main(common) == 0
+    out = capsys.readouterr().out
+    assert sizes == [40, 384], out
+    assert "painting tiny.jpg: Gram targets at 40 px" in out
+    assert tool.main(common + ["--style-size", "-1"]) == 1
+    assert "--style-size" in capsys.readouterr().err
+
+
 
 # ------------------------------------------------------------------------------------------------ VGG19, presets
 

@@ -13,7 +13,10 @@ column "style/in" is the issue-18 measure: the style distance ÷ the unstylized 
 
 MODEL is a zoo name (every installed tier of it) or an .onnx path (every style of a multi-style file, or
 FILE.onnx@name for one); default: the whole zoo, both tiers where installed. A model's painting is found in --styles by the file name its training record gives
-(``style_image``), and its Gram targets use the record's ``settings.style_size``.
+(``style_image``), and its Gram targets use the record's ``settings.style_size`` (the painting's long side
+in training) unless ``--style-size N`` fixes one size for every painting. Without it, the rows of one
+painting share the size of its last full-tier model, so tables that list different models for a painting
+differ in their targets; a fixed size makes every table comparable.
 
 The optimisation is slow on a CPU (one L-BFGS iteration is a VGG16 forward and backward pass at
 --opt-size), so it runs on the first --opt-photos photos only; the columns "first N" give every row's
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--styles", type=Path, default=SHARED / "styles", help="folder of the paintings")
     p.add_argument("--long-side", type=int, default=EVAL_LONG_SIDE, help="photos are evaluated at this long side")
     p.add_argument("--first", type=int, default=0, metavar="N", help="only the first N photos (sorted by name; 0: all)")
+    p.add_argument("--style-size", type=int, default=0, metavar="PX",
+                   help="the painting's long side for its Gram targets (0: the training size in the model's record)")
     p.add_argument("--opt-photos", type=int, default=1, help="photos that get the optimisation reference (0: none)")
     p.add_argument("--opt-iterations", type=int, default=300)
     p.add_argument("--opt-size", type=int, default=512, help="long side the optimisation runs at")
@@ -158,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for the peer (0: its default)")
     a = p.parse_args(argv)
 
+    if a.style_size < 0:
+        print("evaluate: error: --style-size must be a positive number of pixels (0: each model's own)", file=sys.stderr)
+        return 1
     photos = list_images(a.photos) if a.photos.is_dir() else []
     photos = photos[: a.first] if a.first else photos
     if not photos:
@@ -199,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         if not group.image.is_file():
             print(f"{name:<22} skipped: painting not found in {a.styles}", flush=True)
             continue
-        settings = group.settings
-        grams = load_style_grams(vgg, group.image, int(settings.get("style_size", 384)))
+        size = a.style_size or int(group.settings.get("style_size", 384))
+        settings = {**group.settings, "style_size": size}  # the optimisation reference paints at it too
+        print(f"painting {name}: Gram targets at {size} px", flush=True)
+        grams = load_style_grams(vgg, group.image, size)
         own = evaluate_photos(vgg, lambda x: x, photos, grams, a.long_side)
         own_style = summarise(own)["style_distance"]
         row(name, "input", "", own)
