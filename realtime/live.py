@@ -516,14 +516,14 @@ class LiveLoop:
 
     def _processing_image(self, image: np.ndarray) -> np.ndarray:
         """The frame at the size the current style is stylized at (its trained stroke scale)."""
-        from .pipeline import _resize, processing_size, stroke_short_side_for
+        from .images import processing_image
+        from .pipeline import stroke_short_side_for
 
         if self._stroke_side is None or self._stroke_side[0] is not self.stylizer:  # a new style
             short = stroke_short_side_for(self.stylizer, self.opts.max_size, self.opts.stroke) \
                 if getattr(self.stylizer, "info", None) is not None else None
             self._stroke_side = (self.stylizer, short)
-        h, w = image.shape[:2]
-        return _resize(image, processing_size(w, h, self.opts.max_size, self._stroke_side[1]))
+        return processing_image(image, self.opts.max_size, self._stroke_side[1])
 
     def render(self, item: "InFlight") -> tuple[np.ndarray, float]:
         """The RGB view for a submitted frame (stylized, or original | stylized) and the model's

@@ -223,7 +223,7 @@ def test_joint_training_draws_a_style_per_crop_and_exports_every_style(train_dat
     record = finish_run(trainer, result, log=lambda s: None)
     assert [r["name"] for r in record["styles"]] == ["paint0", "paint1"]
     # previews and the contact sheet show the styles; each style has its own evaluation
-    assert list((tmp_path / "duo" / "previews").glob("*.png")) and (tmp_path / "duo" / "duo_sheet.png").is_file()
+    assert list((tmp_path / "duo" / "previews").glob("*.png")) and (tmp_path / "duo" / "duo_sheet.jpg").is_file()
     assert all(r["evaluation_val_512px"]["model"]["photos"] == 3 for r in record["styles"])
     path = tmp_path / "duo" / "duo.onnx"
     net, meta = load_network(path)

@@ -134,6 +134,25 @@ def test_resume_with_a_new_step_size_uses_and_records_it(data, random_vgg, tmp_p
     assert torch.load(ckpt, weights_only=False)["config"]["lr"] == 2e-4
 
 
+def test_resume_from_a_model_only_checkpoint_starts_adam_afresh(data, random_vgg, tmp_path):
+    """A model-only file (weights, settings, iteration: what stages/ and tools/device_train.py keep, in fp16)
+    resumes: the weights are the file's, Adam's state is new, and --iterations 0 exports it as it stands."""
+    Trainer(_config(data, tmp_path, iterations=3), vgg=random_vgg, progress=lambda s: None).run()
+    saved = torch.load(tmp_path / "tiny" / CHECKPOINT_NAME, weights_only=False)
+    slim = tmp_path / "slim.pt"
+    torch.save({"model": {k: v.half() for k, v in saved["model"].items()}, "config": saved["config"],
+                "iteration": saved["iteration"]}, slim)
+    lines: list[str] = []
+    again = Trainer(TrainConfig(iterations=0), resume=slim, vgg=random_vgg, progress=lines.append)
+    assert again.iteration == 3 and not again.optimizer.state_dict()["state"]
+    assert any("holds no optimizer state" in line for line in lines), lines
+    for k, v in saved["model"].items():
+        assert torch.allclose(again.model.state_dict()[k], v, rtol=1e-3, atol=1e-4), k
+    assert again.run().iterations == 3
+    more = Trainer(TrainConfig(iterations=5), resume=slim, vgg=random_vgg, progress=lambda s: None).run()
+    assert more.iterations == 5
+
+
 class _Payload:
     """What a crafted checkpoint can carry: unpickling it calls open(marker, "w"), i.e. runs code."""
 
@@ -304,6 +323,27 @@ def test_bad_data_folders(tmp_path, capsys):
     Image.new("RGB", (50, 40), (10, 200, 30)).save(tmp_path / "bad" / "ok.png")
     ds = CropDataset(tmp_path / "bad", 32)
     assert len(ds) == 1 and "skipping unreadable image" in capsys.readouterr().err
+
+
+def test_crops_rendered_in_threads_are_the_crops_drawn_in_order(tmp_path):
+    """The trainer renders a batch's crops in threads on a GPU: the batch must be the one the same random
+    state gives one crop after another (also with distillation targets), and leave the state where the
+    serial path leaves it, so a run's crops do not depend on where it trains."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    for k in range(4):
+        _photo(rng, (90 + 7 * k, 70 + 5 * k)).save(tmp_path / f"p{k}.png")
+    darker = [lambda im: (im // 2).astype(np.uint8), lambda im: (255 - im).astype(np.uint8)]
+    ds = CropDataset(tmp_path, 32, (1.0, 2.0), teachers=darker)
+    serial, threaded = random.Random(7), random.Random(7)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            a = torch.stack([ds.sample(serial, style) for style in (0, 1, 1, 0)])
+            b = ds.batch(threaded, 4, [0, 1, 1, 0], pool)
+            assert torch.equal(a, b) and a.shape == (4, 6, 32, 32)
+    assert serial.getstate() == threaded.getstate()
 
 
 def test_cli_bad_data_is_one_line_error(data, tmp_path):

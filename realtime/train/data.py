@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import sys
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +20,18 @@ from PIL import Image
 from realtime.errors import DataError
 
 from .images import list_images, open_rgb
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """One crop's random choices: which photo (and style), the size it is resized to, the crop's top-left
+    corner, and whether it is flipped."""
+
+    image: int
+    style: int
+    size: tuple[int, int]
+    origin: tuple[int, int]
+    flip: bool
 
 
 class CropDataset:
@@ -63,24 +77,40 @@ class CropDataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def sample(self, rng: random.Random, style: int = 0) -> torch.Tensor:
-        """One crop, 3×crop×crop in [0, 1]; with a teacher, 6 channels: the photo, then its target (in
-        ``style``, for a teacher of several styles)."""
+    def plan(self, rng: random.Random, style: int = 0) -> CropPlan:
+        """Draw one crop's random choices (photo, scale, place, flip) from ``rng``; nothing is resized yet."""
         i = rng.randrange(len(self.images))
         im = self.images[i]
-        pair = [im] if self.targets is None else [im, self.targets[style][i]]
         s = rng.uniform(*self.scale)
         short = self.crop * s
         f = short / min(im.size)
         w, h = max(self.crop, round(im.width * f)), max(self.crop, round(im.height * f))
         x, y = rng.randrange(w - self.crop + 1), rng.randrange(h - self.crop + 1)
         flip = rng.random() < 0.5
+        return CropPlan(i, style, (w, h), (x, y), flip)
+
+    def render(self, plan: CropPlan) -> torch.Tensor:
+        """The crop a plan describes, 3×crop×crop in [0, 1]; with a teacher, 6 channels: the photo, then its
+        target (in the plan's style, for a teacher of several styles)."""
+        im = self.images[plan.image]
+        pair = [im] if self.targets is None else [im, self.targets[plan.style][plan.image]]
+        (w, h), (x, y) = plan.size, plan.origin
         out = []
         for p in pair:
             a = np.asarray(p.resize((w, h), Image.BILINEAR).crop((x, y, x + self.crop, y + self.crop)), dtype=np.float32) / 255.0
-            out.append(a[:, ::-1] if flip else a)
+            out.append(a[:, ::-1] if plan.flip else a)
         a = np.concatenate(out, axis=2)
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
-    def batch(self, rng: random.Random, size: int, styles: list[int] | None = None) -> torch.Tensor:
-        return torch.stack([self.sample(rng, styles[k] if styles else 0) for k in range(size)])
+    def sample(self, rng: random.Random, style: int = 0) -> torch.Tensor:
+        """One crop (``render`` of a fresh ``plan``)."""
+        return self.render(self.plan(rng, style))
+
+    def batch(self, rng: random.Random, size: int, styles: list[int] | None = None,
+              pool: Executor | None = None) -> torch.Tensor:
+        """``size`` crops. Every random choice is drawn here, in order, so ``pool`` (threads: PIL's resize
+        releases the GIL) changes only the speed, never the batch: a GPU step is shorter than resizing a
+        batch of photos one after another."""
+        plans = [self.plan(rng, styles[k] if styles else 0) for k in range(size)]
+        crops = list(pool.map(self.render, plans)) if pool is not None and size > 1 else [self.render(p) for p in plans]
+        return torch.stack(crops)

@@ -22,7 +22,7 @@ from .trainer import Trainer, TrainResult, git_commit, hardware
 
 
 def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, Any]:
-    """Export ``<name>.onnx``, write ``<name>.json`` and ``<name>_sheet.png`` into the run folder.
+    """Export ``<name>.onnx``, write ``<name>.json`` and ``<name>_sheet.jpg`` into the run folder.
 
     A multi-style network's file names its styles (modelmeta.STYLE_NAMES) and carries a record per style
     (STYLE_RECORDS): the painting, its steps and its evaluation; a style added to a model (``add_to``)
@@ -63,7 +63,7 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
         for (row, name), summary in evaluate_folder_styles(vgg, methods, cfg.val).items():
             per_style.setdefault(name, {})[row] = summary
         evaluation = per_style[names[trainer.first_style]]
-        sheet_path = result.run_dir / f"{cfg.name}_sheet.png"
+        sheet_path = result.run_dir / f"{cfg.name}_sheet.jpg"  # JPEG: a tenth of the PNG, for a picture people look at
         save_png(str(sheet_path), style_sheet(list_images(cfg.val), [(names[k], stylizer(k)) for k in learnt]))
         trainer.vgg.to(trainer.device)
     records = _style_records(trainer, result, per_style)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,7 @@ class Trainer:
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # every step has the same crop size: pick each conv's fastest kernel once
 
         checkpoint: dict[str, Any] | None = None
         if resume is not None:
@@ -187,6 +189,10 @@ class Trainer:
         cache = int(config.crop * config.scale_max) if teachers else 512
         self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache,
                                 teachers=teachers)
+        # On a GPU a step is shorter than resizing a batch's photos one after another, so the crops of a
+        # batch are rendered in threads (the same crops: the random choices are drawn in order first).
+        self.crop_pool = ThreadPoolExecutor(min(config.batch, os.cpu_count() or 1), thread_name_prefix="crops") \
+            if self.device.type == "cuda" and config.batch > 1 else None
         self.vgg = (vgg or load_vgg(config.vgg_weights or None, arch=config.loss_net)).to(self.device)
         # One Gram target per style this run learns (one, or several for a multi-style network).
         self.style_sha256s = [file_sha256(p) for p in config.style_paths()]
@@ -231,9 +237,13 @@ class Trainer:
             self._load_init(config)
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            for group in self.optimizer.param_groups:  # the saved state carries the old step size
-                group["lr"] = config.lr
+            if "optimizer" in checkpoint:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+                for group in self.optimizer.param_groups:  # the saved state carries the old step size
+                    group["lr"] = config.lr
+            else:  # a model-only file (stages/, tools/device_train.py): the weights, the iteration, the settings
+                self.progress(f"[{config.name}] {path.name} holds no optimizer state: Adam starts afresh at iteration "
+                              f"{checkpoint['iteration']}")
             self.iteration = checkpoint["iteration"]
             self.seconds = checkpoint.get("seconds", 0.0)
             self.history = checkpoint.get("history", [])
@@ -325,7 +335,7 @@ class Trainer:
     def step(self) -> dict[str, float]:
         c = self.config
         style, grams, picks = self._style_batch(c.batch)
-        xt = self.data.batch(self.rng, c.batch, picks).to(self.device)
+        xt = self.data.batch(self.rng, c.batch, picks, self.crop_pool).to(self.device, non_blocking=True)
         x, target = xt[:, :3], xt[:, 3:]
         zero = torch.zeros((), device=self.device)
         with _autocast(self.precision, self.device):
@@ -470,6 +480,8 @@ class Trainer:
         return TrainResult(self.run_dir, self.model, self.iteration, self.seconds, last, self.history)
 
     def close(self) -> None:
+        if self.crop_pool is not None:
+            self.crop_pool.shutdown(wait=True)
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
