@@ -223,6 +223,43 @@ def test_ctrl_c_writes_checkpoint(data, random_vgg, tmp_path):
     assert saved["iteration"] == 2 and saved["config"]["iterations"] == 10
 
 
+def test_channels_last_output_conv_trains_as_the_plain_one_and_exports_plain(tmp_path):
+    """The full net's 9×9 output convolution trains in channels-last layout on the CPU (its backward is 3×
+    faster there): outputs and gradients must be the plain convolution's, and the exported graph must be
+    the plain one (no layout changes for the runtime to pay)."""
+    from torch import nn
+
+    from realtime.train.model import ChannelsLastConv2d
+
+    torch.manual_seed(0)
+    fast, plain = ChannelsLastConv2d(8, 3, 9), nn.Conv2d(8, 3, 9)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 8, 40, 36)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = fast(xa), plain(xb)
+    assert ya.is_contiguous() and torch.allclose(ya, yb, atol=1e-5)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-5)
+    assert torch.allclose(fast.weight.grad, plain.weight.grad, rtol=1e-4, atol=1e-4)
+    assert isinstance(TransformNet(8, 1).decoder[2][1], ChannelsLastConv2d)  # the output convolution uses it
+    import collections
+
+    import onnx
+
+    def ops(model: nn.Module) -> collections.Counter:
+        path = tmp_path / "m.onnx"
+        export_onnx(model, path, {mm.STYLE_NAME: "tiny"}, sizes=((36, 44),))
+        return collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+    net = TransformNet(width=8, depth=1)
+    with_it = ops(net)
+    out = net.decoder[2]
+    out[1] = nn.Conv2d(8, 3, 9)  # the same layer as a plain convolution
+    assert with_it == ops(net) and with_it["Conv"] == 8, with_it
+
+
 def test_export_roundtrip_and_metadata(tmp_path):
     torch.manual_seed(0)
     model = TransformNet(width=8, depth=2)

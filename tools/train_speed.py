@@ -1,6 +1,7 @@
 """Seconds per training iteration of the trainer on this machine: fp32 vs bf16 autocast at several crops.
 
     python tools/train_speed.py --crops 128 192 256 --batch 4 --iterations 5
+    python tools/train_speed.py --crops 256 --batch 1 --precisions fp32 [--plain-output-conv]
 Prints one table (median seconds per iteration after one warm-up iteration).
 """
 
@@ -50,7 +51,15 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--iterations", type=int, default=5)
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--plain-output-conv", action="store_true",
+                   help="train the 9×9 output convolution in the default layout (model.ChannelsLastConv2d's baseline)")
     a = p.parse_args()
+    if a.plain_output_conv:
+        from torch import nn
+
+        from realtime.train.model import ChannelsLastConv2d
+
+        ChannelsLastConv2d.forward = nn.Conv2d.forward  # type: ignore[method-assign]
     vgg = load_vgg(random_init=True)  # speed does not depend on the weights' values
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, batch {a.batch}")
     print(f"{'crop':>6} " + " ".join(f"{p + ' s/it':>12}" for p in a.precisions))
