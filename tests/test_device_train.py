@@ -71,6 +71,7 @@ def test_run_trains_stops_and_brings_back_a_resumable_model(tool, shared_like: P
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iteration"] == 3 and summary["trainer_exit"] == 0
+    assert summary["packed_at_commit"] == json.loads((tmp_path / "pack" / "manifest.json").read_text())["commit"]
     assert (out / "losses.csv").is_file()
     slim = torch.load(out / "joint12_gpu.pt", weights_only=False)
     assert set(slim) == {"model", "config", "iteration", "seconds"}  # no optimizer state: a small file

@@ -94,6 +94,11 @@ def pack(data: Path, out: Path, vgg_weights: str | None) -> int:
         im.save(out / "styles" / path.name, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
     state = load_vgg_state(vgg_weights)
     torch.save({k: v.half() for k, v in state.items()}, out / "vgg16_relu4_3_fp16.pt")
+    from realtime.train.trainer import git_commit
+
+    manifest = {"commit": git_commit(), "photos": len(list((out / "photos").iterdir())),
+                "paintings": [p.name for p in paintings], "style_size": STYLE_SIZE, "vgg16": str(vgg_weights or "found")}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # the device may have no .git
     packed = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     tree = tracked_bytes()
     print(f"packed {out}: {packed / 2**20:.1f} MiB; the working tree sends {tree / 2**20:.1f} MiB; together "
@@ -171,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         shutil.copy2(previews[-1], out / "last_preview.png")
     import torch
 
+    packed_at = json.loads((PACK / "manifest.json").read_text()).get("commit") if (PACK / "manifest.json").is_file() else None
     summary = {"iteration": slim["iteration"], "from": str(init) if init else None, "wall_s": round(seconds, 1),
+               "packed_at_commit": packed_at,
                "trainer_exit": proc.returncode, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "torch": torch.__version__, "command": cmd}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
