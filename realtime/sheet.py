@@ -34,7 +34,7 @@ def contact_sheet(rows: Sequence[Sequence[tuple[str, np.ndarray]]], tile_height:
     return np.concatenate(out, axis=0)
 
 
-def save_png(path: str, image: np.ndarray) -> None:
-    """Write an RGB uint8 image; raises OSError when it cannot be written."""
+def save_image(path: str, image: np.ndarray) -> None:
+    """Write an RGB uint8 image in the format its suffix names; raises OSError when it cannot be written."""
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime.image_io import read_image, write_image  # noqa: E402
-from realtime.sheet import save_png  # noqa: E402
+from realtime.sheet import save_image  # noqa: E402
 from realtime.train.losses import content_distance, style_distance, target_grams  # noqa: E402
 from realtime.train.optimize import OptimizeSettings, optimize_image, resize_array_long_side, resolve_settings  # noqa: E402
 from realtime.train.plots import plot_curves  # noqa: E402
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{style_distance(vgg16, y, grams):>10.4g} {content_distance(vgg16, y, x):>12.4g} {per_it:>6.2f} "
               f"{result.restarts}", flush=True)
         write_image(a.out / f"{name}.png", result.image, overwrite=True)
-        save_png(str(a.out / f"{name}_losses.png"), plot_curves([{"iteration": i, **r} for i, r in enumerate(h)],
+        save_image(str(a.out / f"{name}_losses.png"), plot_curves([{"iteration": i, **r} for i, r in enumerate(h)],
                                                                 title=f"{name} ({vgg.arch})"))
     return 0
 

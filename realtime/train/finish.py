@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from realtime import modelmeta as mm
-from realtime.sheet import contact_sheet, save_png
+from realtime.sheet import contact_sheet, save_image
 
 from . import TRAINER_VERSION
 from .evaluate import evaluate_folder_styles, load_style_grams
@@ -64,7 +64,7 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
             per_style.setdefault(name, {})[row] = summary
         evaluation = per_style[names[trainer.first_style]]
         sheet_path = result.run_dir / f"{cfg.name}_sheet.jpg"  # JPEG: a tenth of the PNG, for a picture people look at
-        save_png(str(sheet_path), style_sheet(list_images(cfg.val), [(names[k], stylizer(k)) for k in learnt]))
+        save_image(str(sheet_path), style_sheet(list_images(cfg.val), [(names[k], stylizer(k)) for k in learnt]))
         trainer.vgg.to(trainer.device)
     records = _style_records(trainer, result, per_style)
     meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,

@@ -29,7 +29,7 @@ from torch import nn
 
 from realtime import modelmeta as mm
 from realtime.errors import DataError, Interrupted
-from realtime.sheet import contact_sheet, save_png
+from realtime.sheet import contact_sheet, save_image
 
 from . import TRAINER_VERSION
 from .config import TrainConfig
@@ -405,7 +405,7 @@ class Trainer:
             rows.append([(name[:24], to_uint8(x[0])), (self.style_names[k][:24], to_uint8(self.stylize(x, k)[0]))])
         path = self.run_dir / "previews" / f"iter_{self.iteration:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(str(path), contact_sheet(rows, tile_height=160))
+        save_image(str(path), contact_sheet(rows, tile_height=160))
         return path
 
     def save_curves(self) -> None:
@@ -422,7 +422,7 @@ class Trainer:
             picture = plot_curves(self.history, title=self.config.name)
         except ImportError:  # matplotlib is in the [train] extra; a run must not fail for want of a picture
             return
-        save_png(str(self.run_dir / "losses.png"), picture)
+        save_image(str(self.run_dir / "losses.png"), picture)
 
     def run(self) -> TrainResult:
         c = self.config
