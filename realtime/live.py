@@ -8,6 +8,9 @@ runtime's own threads (``Stylizer.submit``): the loop shows the older one when i
 stateful (stylizer, smoother, window) stays in the main thread. A worker's error is re-raised here;
 the capture ending (file over, camera unplugged) ends the loop normally, and the recording is always
 finalized, Ctrl+C included.
+
+This module is the loop; its parts are modules of their own: the window (``live_display``), the overlay
+and its figures (``live_overlay``), the recorder (``live_record``) and the style loader (``live_loader``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import collections
 import os
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,10 +31,14 @@ from .camera import LatestFrame
 from .controls import HELP, Action, Command, ViewState, command_for_key
 from .errors import OutputError, RealtimeError
 from .frames import Frame
+# NoDisplay, OpenCVWindow and display_problem are not used here: re-exported (__all__) for cli_cam and callers
+from .live_display import Display, NoDisplay, OpenCVWindow, display_problem
+from .live_loader import StyleLoader
+from .live_overlay import Meter, draw_overlay
+from .live_record import Recorder
 from .models import Style
 
 InfoFn = Callable[[str], None]
-WINDOW_TITLE = "restyle-cam"
 MORPH_SECONDS = 1.0  # the "m" key: from one style of a multi-style model to the next
 
 
@@ -81,316 +87,6 @@ class LiveSummary:
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-# ------------------------------------------------------------------------------------------ display
-
-
-class Display(Protocol):
-    def show(self, bgr: np.ndarray) -> None: ...
-
-    def poll_key(self, wait_ms: int) -> int: ...
-
-    def closed(self) -> bool: ...
-
-    def set_fullscreen(self, on: bool) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class NoDisplay:
-    """``--no-window``: frames go nowhere but the recording; no keys."""
-
-    def show(self, bgr: np.ndarray) -> None:
-        pass
-
-    def poll_key(self, wait_ms: int) -> int:
-        return -1
-
-    def closed(self) -> bool:
-        return False
-
-    def set_fullscreen(self, on: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def display_problem() -> str | None:
-    """Why a window cannot open here, or None. Checked before OpenCV touches the display because the
-    Qt backend of opencv-python aborts the whole process when it cannot connect."""
-    if not sys.platform.startswith("linux"):
-        return None
-    display = os.environ.get("DISPLAY", "").strip()
-    if not display and not os.environ.get("WAYLAND_DISPLAY", "").strip():
-        return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
-    if not display:
-        return None  # Wayland; XWayland or Qt's own plugin will do
-    host, _, rest = display.rpartition(":")
-    number = rest.split(".")[0]
-    if not number.isdigit():
-        return f"DISPLAY={display} is not a display name"
-    if host in ("", "unix"):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists():
-            return f"no X server is listening on DISPLAY={display}"
-        return None
-    import socket
-
-    try:
-        socket.create_connection((host, 6000 + int(number)), timeout=1.0).close()
-    except OSError:
-        return f"cannot reach the X server of DISPLAY={display}"
-    return None
-
-
-class OpenCVWindow:
-    """The real window (OpenCV highgui)."""
-
-    def __init__(self, title: str = WINDOW_TITLE) -> None:
-        import cv2
-
-        self._cv2 = cv2
-        self.title = title
-        # opencv-python's Qt looks for fonts in its own (empty) folder and warns on every start
-        if "QT_QPA_FONTDIR" not in os.environ:
-            for d in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts"):
-                if Path(d).is_dir():
-                    os.environ["QT_QPA_FONTDIR"] = d
-                    break
-        try:
-            # GUI_NORMAL: no Qt toolbar/status bar, so the window is just the picture
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        except cv2.error as exc:
-            raise RealtimeError(
-                "this OpenCV build has no window support (opencv-python-headless?); "
-                "use --no-window --output FILE, or restyle-video"
-            ) from exc
-        self._sized = False
-        self._shown = False
-
-    def show(self, bgr: np.ndarray) -> None:
-        if not self._sized:
-            self._cv2.resizeWindow(self.title, bgr.shape[1], bgr.shape[0])
-            self._sized = True
-        self._cv2.imshow(self.title, bgr)
-        self._shown = True
-
-    def poll_key(self, wait_ms: int) -> int:
-        return int(self._cv2.waitKey(max(1, wait_ms)))
-
-    def closed(self) -> bool:
-        if not self._shown:
-            return False
-        try:
-            return self._cv2.getWindowProperty(self.title, self._cv2.WND_PROP_VISIBLE) < 1
-        except self._cv2.error:
-            return True  # the window is gone
-
-    def set_fullscreen(self, on: bool) -> None:
-        cv2 = self._cv2
-        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
-
-    def close(self) -> None:
-        try:
-            self._cv2.destroyWindow(self.title)
-            self._cv2.waitKey(1)  # lets the backend process the destroy event
-        except self._cv2.error:
-            pass
-
-
-# ------------------------------------------------------------------------------------------ loading
-
-
-class StyleLoader:
-    """Loads (and warms) style models in a background thread, one at a time; the newest request wins.
-
-    ``poll()`` hands a finished load to the main thread: ``(style, stylizer, None)`` or
-    ``(style, None, message)`` for an expected failure (a broken model file). Anything else a load
-    raises is a bug and is re-raised by ``poll()``.
-    """
-
-    def __init__(self, factory: Callable[[Style], StylizerLike]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pending: Style | None = None  # at most one waiting request: bounded by construction
-        self._done: tuple[Style, StylizerLike | None, str | None, BaseException | None] | None = None
-        self.loading: Style | None = None
-
-    def request(self, style: Style) -> None:
-        with self._lock:
-            self._pending = style
-        self._maybe_start()
-
-    def _maybe_start(self) -> None:
-        with self._lock:
-            if self._thread is not None or self._pending is None or self._done is not None:
-                return
-            style, self._pending = self._pending, None
-            self.loading = style
-            self._thread = threading.Thread(target=self._run, args=(style,), name="style-load", daemon=True)
-            self._thread.start()
-
-    def _run(self, style: Style) -> None:
-        result: tuple[Style, StylizerLike | None, str | None, BaseException | None]
-        try:
-            result = (style, self._factory(style), None, None)
-        except RealtimeError as exc:
-            result = (style, None, str(exc), None)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by poll()
-            result = (style, None, None, exc)
-        with self._lock:
-            self._done = result
-
-    def poll(self) -> tuple[Style, StylizerLike | None, str | None] | None:
-        with self._lock:
-            done, self._done = self._done, None
-            if done is not None:
-                thread, self._thread = self._thread, None
-        if done is None:
-            return None
-        if thread is not None:
-            thread.join()
-        self.loading = None
-        style, stylizer, message, error = done
-        if error is not None:
-            raise error
-        self._maybe_start()
-        return style, stylizer, message
-
-    @property
-    def busy(self) -> bool:
-        return self._thread is not None or self._pending is not None
-
-    def close(self) -> None:
-        """Forget waiting requests and wait for a load in progress (a model load cannot be cut short)."""
-        with self._lock:
-            self._pending = None
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
-
-# ------------------------------------------------------------------------------------------ overlay
-
-
-def draw_overlay(bgr: np.ndarray, lines: Sequence[str], in_place: bool = False) -> np.ndarray:
-    """Text lines on a translucent dark box in the top-left corner (drawn on a copy, or on ``bgr``
-    itself with ``in_place``)."""
-    import cv2
-
-    out = bgr if in_place else bgr.copy()
-    if not lines:
-        return out
-    scale = max(0.4, min(0.7, out.shape[1] / 1100))
-    thick = 1
-    (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    step = th + 8
-    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in lines) + 16
-    height = step * len(lines) + 8
-    x1, y1 = min(out.shape[1], width), min(out.shape[0], height)
-    # darken instead of a solid box: the picture stays visible under the numbers
-    out[:y1, :x1] = (out[:y1, :x1] * 0.35).astype(np.uint8)
-    for i, text in enumerate(lines):
-        y = 4 + step * (i + 1) - 4
-        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
-
-
-class Meter:
-    """Running figures for the overlay (last second) and the summary (whole run, bounded memory)."""
-
-    def __init__(self) -> None:
-        self.shown_times: collections.deque[float] = collections.deque(maxlen=240)
-        self.model_ms: collections.deque[float] = collections.deque(maxlen=5000)
-        self.latency_ms: collections.deque[float] = collections.deque(maxlen=5000)
-        self.age_ms_max = 0.0
-        self.latency_ms_max = 0.0
-        self.count = 0
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def add(self, now: float, model_ms: float, latency_ms: float, age_ms: float) -> None:
-        self.shown_times.append(now)
-        self.count += 1
-        self.first = now if self.first is None else self.first
-        self.last = now
-        self.model_ms.append(model_ms)
-        self.latency_ms.append(latency_ms)
-        self.age_ms_max = max(self.age_ms_max, age_ms)
-        self.latency_ms_max = max(self.latency_ms_max, latency_ms)
-
-    def fps(self, now: float) -> float:
-        recent = [t for t in self.shown_times if now - t <= 1.0]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(1e-6, recent[-1] - recent[0])
-
-    @staticmethod
-    def recent(values: collections.deque[float], n: int = 10) -> float:
-        tail = list(values)[-n:]
-        return sum(tail) / len(tail) if tail else 0.0
-
-
-# ------------------------------------------------------------------------------------------ recording
-
-
-class Recorder:
-    """Start/stop recordings of the shown frames with ``restyle-video``'s ``FileSink``.
-
-    Frames keep their capture timestamps (microseconds), shifted so that each recording starts at 0:
-    the file plays in real time at the capture clock, whatever the display rate was.
-    """
-
-    def __init__(self, rate_hint: float | None, info: InfoFn, background: bool = False) -> None:
-        self.rate_hint = rate_hint
-        self.info = info
-        self.background = background  # the network runs on the CPU: encode below its priority
-        self.sink = None
-        self.path: Path | None = None
-        self.started = 0.0
-        self.saved: list[str] = []
-
-    @property
-    def active(self) -> bool:
-        return self.sink is not None
-
-    def start(self, path: Path, overwrite: bool = False) -> None:
-        from fractions import Fraction
-
-        from .sinks import EncoderSettings, FileSink
-
-        rate = Fraction(self.rate_hint).limit_denominator(1001) if self.rate_hint else None
-        # the default x264 preset (superfast): the encoder shares the CPU with the model; CRF 20 keeps it good
-        settings = EncoderSettings(crf=20)
-        self.sink = FileSink(path, settings=settings, rate=rate, offset=None, overwrite=overwrite, queue_size=4,
-                             warn=lambda m: self.info(f"warning: {m}"), background=self.background)
-        self.path = path
-        self.started = time.monotonic()
-
-    def write(self, frame: Frame) -> None:
-        if self.sink is not None:
-            self.sink.write(frame)
-
-    def stop(self) -> Path | None:
-        """Finalize the file (flush, trailer, rename into place); returns its path, None if empty."""
-        sink, path = self.sink, self.path
-        self.sink = None
-        if sink is None:
-            return None
-        sink.close()
-        if sink.frames_written == 0:
-            self.info(f"recording {path} had no frames; nothing written")
-            return None
-        self.saved.append(str(path))
-        self.info(f"recording saved: {path} ({sink.frames_written} frames)")
-        return path
-
-    def abort(self) -> None:
-        sink, self.sink = self.sink, None
-        if sink is not None:
-            sink.abort()
 
 
 def _stamp() -> str:

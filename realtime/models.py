@@ -210,7 +210,7 @@ def resolve_style_for_device(spec: str | os.PathLike[str] | None, tier: str, dev
     """The style to run on ``device``: ``tier`` auto means fast on the CPU, full on CUDA."""
 
     def probe() -> bool:
-        from .stylizer import cuda_usable
+        from .provider_probe import cuda_usable
 
         return cuda_usable(str(resolve_style(spec, "fast").path), device)  # the GPU asked for, not GPU 0
 

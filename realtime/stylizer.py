@@ -1,25 +1,26 @@
 """The stylizer: one ONNX Runtime session for one style model.
 
-It reads the model's own metadata (style name, pixel range, layout; see ``realtime.modelmeta``) rather
-than assuming, picks the execution provider and *checks* which one really runs (ONNX Runtime silently
-falls back to CPU when the CUDA provider cannot load), pads frames by reflection to the model's size
-multiple and crops back, runs batches of frames per call, and keeps per-stage timings.
+It reads the model's own metadata (style name, pixel range, layout; see ``realtime.modelmeta``, read by
+``realtime.model_info``) rather than assuming, picks the execution provider and *checks* which one
+really runs (ONNX Runtime silently falls back to CPU when the CUDA provider cannot load), pads frames
+by reflection to the model's size multiple and crops back, runs batches of frames per call, and keeps
+per-stage timings.
 
 On the CPU it runs consecutive batches side by side (``lanes``), on CUDA it keeps two batches in
 flight: see ``Stylizer.submit``. Pre- and post-processing (uint8 to the model's range, the margin, the
 phase interleave, back to uint8) run inside the graph where the ``onnx`` package is installed
 (``realtime.graph_io``; ``graph_io=False`` runs this module's own). Providers and their options come
-from ``realtime.providers``; ``precision="fp16"`` converts the model for the GPU.
+from ``realtime.providers``, and whether they load here from ``realtime.provider_probe``;
+``precision="fp16"`` converts the model for the GPU. A batch in flight is a
+``realtime.pending.PendingFrames``.
 
-onnxruntime is imported only here, so the rest of the package (and ``--help``) stays light.
+onnxruntime is imported only inside functions (here and in ``realtime.provider_probe``), so the rest of
+the package (and ``--help``) stays light.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ import cv2
 import numpy as np
 
 from . import graph_io as graph_io_module
-from . import modelmeta, providers
-from .errors import DeviceError, ModelError, RealtimeError
+from . import modelmeta, provider_probe, providers
+from .errors import DeviceError, ModelError
+from .model_info import ModelInfo, read_metadata, read_onnx_header
+from .pending import PendingFrames
 from .workers import cpu_count
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]  # or "cuda:N", "tensorrt:N" (realtime.providers)
@@ -40,30 +43,6 @@ _CUDA = providers.CUDA
 _CPU = providers.CPU
 # batches in flight on CUDA (Stylizer.lanes there): one the GPU runs, one the caller prepares or finishes
 CUDA_IN_FLIGHT = 2
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the model says about itself (its ONNX metadata), with the contract's defaults filled in."""
-
-    style_name: str
-    input_range: tuple[float, float]
-    layout: str
-    channels: str
-    size_multiple: int
-    tier: str
-    metadata: dict[str, str]
-    border: int = 0  # mirrored margin added on every side before the network (modelmeta.BORDER)
-    output_phases: int = 1  # 2: the output is 2×2 sub-pixel phases at half resolution (modelmeta.OUTPUT_PHASES)
-    # the styles the model holds, in the order of its ``style`` input (modelmeta.STYLE_NAMES); a file
-    # without that input (style_input False) holds the one style ``style_name``
-    style_names: tuple[str, ...] = ()
-    style_input: bool = False
-
-    @property
-    def scale(self) -> float:
-        """Multiply uint8 pixels by this to get model input (1/255 for "0,1", 1 for "0,255")."""
-        return (self.input_range[1] - self.input_range[0]) / 255.0
 
 
 @dataclass
@@ -85,100 +64,8 @@ class StageTimes:
         return out
 
 
-def _parse_range(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise ModelError(f"model metadata input_range {text!r} is not 'low,high'") from exc
-    if hi <= lo:
-        raise ModelError(f"model metadata input_range {text!r} is empty")
-    return lo, hi
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _read_onnx_header(path: Path) -> None:
-    """Refuse obviously wrong files with a clear message before ONNX Runtime produces a long one."""
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist")
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    # An ONNX file is a protobuf ModelProto; its first field is ir_version (tag 0x08). Text, images
-    # and empty files fail this cheap test; anything subtler is caught when the session is built.
-    if len(head) < 2 or head[0] != 0x08:
-        raise ModelError(f"{path} is not an ONNX model")
-
-
-@functools.lru_cache(maxsize=2)
-def cuda_usable(probe_model: str, device: str = "auto") -> bool:
-    """Whether ONNX Runtime's CUDA provider really runs here, on ``device`` (auto: GPU 0; cuda:N and
-    tensorrt:N probe that GPU): onnxruntime-gpu lists it even on a machine without a GPU, and cuDNN loads
-    (and a GPU too old for the build fails) only at the first run, so a session is built on
-    ``probe_model`` (a small model) and runs one tiny frame. Checked once per process and device."""
-    import onnxruntime as ort
-
-    if _CUDA not in ort.get_available_providers():
-        return False
-    try:
-        stylizer = Stylizer(probe_model, device=device, lanes=1)
-        if stylizer.device != "cuda":
-            return False
-        stylizer.stylize([np.zeros((16, 16, 3), np.uint8)])
-        return True
-    except RealtimeError:
-        return False
-
-
-@functools.lru_cache(maxsize=1)
-def cuda_library_problem() -> str | None:
-    """Why ONNX Runtime's CUDA provider library cannot load here (its loader's message, which names the
-    missing library, e.g. ``libcublasLt.so.13: cannot open shared object file``), or None when it loads.
-    CUDA libraries installed from PyPI (the ``[gpu]`` extra) are found through ``onnxruntime.preload_dlls``.
-    ONNX Runtime itself only logs this and runs on the CPU instead."""
-    return _provider_library_problem("cuda")
-
-
-@functools.lru_cache(maxsize=1)
-def tensorrt_library_problem() -> str | None:
-    """As ``cuda_library_problem`` for the TensorRT provider (it needs TensorRT's own libnvinfer, which
-    no extra of this project installs)."""
-    return _provider_library_problem("tensorrt")
-
-
-def _provider_library_problem(name: str) -> str | None:
-    import ctypes
-    import contextlib
-    import io
-
-    import onnxruntime as ort
-
-    capi = Path(ort.__file__).parent / "capi"
-    provider = next(iter(sorted(capi.glob(f"libonnxruntime_providers_{name}.so*")) + sorted(capi.glob(f"onnxruntime_providers_{name}.dll"))), None)
-    if provider is None:
-        return f"this onnxruntime build has no {'CUDA' if name == 'cuda' else 'TensorRT'} provider library"
-
-    def load() -> str | None:
-        try:
-            shared = next(iter(sorted(capi.glob("libonnxruntime_providers_shared.so*"))), None)
-            if shared is not None:
-                ctypes.CDLL(str(shared), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
-            ctypes.CDLL(str(provider))
-            return None
-        except OSError as exc:
-            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-    problem = load()
-    if problem is not None and hasattr(ort, "preload_dlls"):
-        # it prints what it cannot find to stdout, which is for --json: keep it quiet
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                ort.preload_dlls()
-            except Exception:  # noqa: BLE001 - a failed preload leaves the problem as found
-                pass
-        problem = load()
-    return problem
 
 
 def default_graph_io(on_gpu: bool) -> bool:
@@ -203,65 +90,6 @@ def lane_threads(cores: int, lanes: int) -> int:
     """Intra-op threads for one lane's session: its share of the cores, plus the pool thread that runs
     the batch (ONNX Runtime runs ``run_async`` on a pool thread, so a pool needs at least two)."""
     return max(2, cores // lanes + 1)
-
-
-class PendingFrames:
-    """A batch in the runtime (``Stylizer.submit``). ``result()`` waits for it, then converts and returns
-    the stylized frames; ``done()`` says whether the network has finished."""
-
-    def __init__(self, stylizer: "Stylizer", count: int, height: int, width: int, feeds: dict[str, np.ndarray]) -> None:
-        # dropped once the frames are out: the stylizer keeps each lane's last job, and a cycle would
-        # keep a discarded stylizer's sessions alive until the cyclic collector runs
-        self._stylizer: Stylizer | None = stylizer
-        self._name = stylizer.path.name
-        self._input: dict[str, np.ndarray] | None = feeds  # the runtime reads them while it runs: keep them alive until then
-        self.count, self.height, self.width = count, height, width
-        self._event = threading.Event()
-        self._output: np.ndarray | None = None
-        self._error = ""
-        self._frames: list[np.ndarray] | None = None
-        self.started = time.perf_counter()
-        self.finished: float | None = None
-
-    def _complete(self, outputs: Sequence[np.ndarray] | None, _user_data: object, error: str) -> None:
-        # called on a runtime thread: record and signal, nothing else
-        self.finished = time.perf_counter()
-        if error:
-            self._error = str(error)
-        else:
-            self._output = outputs[0] if outputs else None
-        self._event.set()
-
-    def done(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self) -> None:
-        self._event.wait()
-
-    @property
-    def model_seconds(self) -> float:
-        """From submission to the network's end (the time one frame spends in its lane)."""
-        return (self.finished or time.perf_counter()) - self.started
-
-    def output(self) -> np.ndarray:
-        """Wait for the network and return its raw output (a ModelError if the runtime failed)."""
-        self._event.wait()
-        self._input = None
-        if self._error or self._output is None:
-            text = self._error.strip().splitlines()[0] if self._error.strip() else "no output"
-            raise ModelError(f"{self._name}: inference failed: {text[:300]}")
-        return self._output
-
-    def result(self) -> list[np.ndarray]:
-        if self._frames is None:
-            stylizer = self._stylizer
-            assert stylizer is not None
-            t0 = time.perf_counter()
-            output = self.output()
-            stylizer.times.seconds["inference_wait"] += time.perf_counter() - t0
-            self._frames = stylizer._finish(self, output)
-            self._output = self._stylizer = None
-        return self._frames
 
 
 class Stylizer:
@@ -296,7 +124,7 @@ class Stylizer:
             raise DeviceError(f"unknown precision {precision!r}; choose one of {', '.join(providers.PRECISIONS)}")
         if lanes is not None and lanes < 1:
             raise DeviceError("lanes must be at least 1")
-        _read_onnx_header(self.path)
+        read_onnx_header(self.path)
         self._ort = ort
         cores = threads or cpu_count()
         cpu_lanes = min(lanes or default_lanes(cores), cores)  # a lane runs on at least a core of its own
@@ -310,7 +138,7 @@ class Stylizer:
             )
         self.fallback: str | None = None  # why "auto" runs on the CPU although it asked for CUDA (or CUDA without TensorRT)
         notes: list[str] = []
-        problem = cuda_library_problem() if want_cuda else None
+        problem = provider_probe.cuda_library_problem() if want_cuda else None
         if problem is not None:
             if spec.gpu:
                 # libcuda comes with the NVIDIA driver, which no pip package provides
@@ -322,7 +150,7 @@ class Stylizer:
             notes.append(f"CUDA is not usable ({problem})")
         use_tensorrt = False
         if want_cuda and spec.kind == "tensorrt":
-            trt_problem = (tensorrt_library_problem() if providers.TENSORRT in available
+            trt_problem = (provider_probe.tensorrt_library_problem() if providers.TENSORRT in available
                            else "this ONNX Runtime build has no TensorRT provider")
             if trt_problem is None:
                 use_tensorrt = True
@@ -343,7 +171,7 @@ class Stylizer:
         proto = self._load_proto() if (want_graph or precision == "fp16") else None
         if proto is not None:
             # checked before any session is built, in the form a session would give
-            self.info = self._read_metadata(*graph_io_module.signature(proto))
+            self.info = read_metadata(self.path, *graph_io_module.signature(proto))
             source, self.graph_io, self.precision = self._prepared_model(proto, fp16=fp16, wrap=want_graph)
         elif precision == "fp16" and fp16:
             raise DeviceError("--precision fp16 needs the onnx package (pip install onnx, or the [gpu] extra)")
@@ -397,7 +225,7 @@ class Stylizer:
             notes.append("TensorRT did not load; running on CUDA without it")
         self.fallback = "; ".join(notes) or None
         if proto is None:
-            self.info = self._read_metadata(self.session.get_inputs(), self.session.get_outputs(),
+            self.info = read_metadata(self.path, self.session.get_inputs(), self.session.get_outputs(),
                                             dict(self.session.get_modelmeta().custom_metadata_map))
         self.style_vector: np.ndarray = np.zeros(len(self.info.style_names), np.float32)
         self.style_vector[0] = 1.0
@@ -464,8 +292,6 @@ class Stylizer:
         opts.log_severity_level = 3
         return opts
 
-    # ---------------------------------------------------------------- metadata and signature
-
     # ---------------------------------------------------------------- styles
 
     def set_style(self, style: str | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -496,76 +322,6 @@ class Stylizer:
             return {modelmeta.INPUT_NAME: x}
         # a copy: a batch in flight keeps the style it was submitted with
         return {modelmeta.INPUT_NAME: x, modelmeta.STYLE_INPUT: self.style_vector.copy()}
-
-    # ---------------------------------------------------------------- metadata and signature
-
-    def _read_metadata(self, inputs: Sequence, outputs: Sequence, meta: dict[str, str]) -> ModelInfo:  # type: ignore[type-arg]
-        """The model's signature checked and its metadata read (``inputs``/``outputs``: ONNX Runtime's
-        NodeArgs, or graph_io.TensorSig read from the file, which look the same)."""
-        extra = [i for i in inputs if i.name != modelmeta.INPUT_NAME]
-        style_input = [i for i in extra if i.name == modelmeta.STYLE_INPUT]
-        if inputs[0].name != modelmeta.INPUT_NAME or len(extra) != len(style_input) or len(inputs) > 2:
-            names = ", ".join(i.name for i in inputs)
-            raise ModelError(f"{self.path.name}: expected an input named {modelmeta.INPUT_NAME!r} (and perhaps "
-                             f"{modelmeta.STYLE_INPUT!r}), found: {names}")
-        if not outputs or outputs[0].name != modelmeta.OUTPUT_NAME:
-            names = ", ".join(o.name for o in outputs)
-            raise ModelError(f"{self.path.name}: expected an output named {modelmeta.OUTPUT_NAME!r}, found: {names}")
-        shape = inputs[0].shape
-        if len(shape) != 4:
-            raise ModelError(f"{self.path.name}: input shape {shape} is not N×3×H×W")
-        if shape[1] not in (3, "3") and not (isinstance(shape[1], str) or shape[1] is None):
-            raise ModelError(f"{self.path.name}: input has {shape[1]} channels; a style model takes 3 (RGB)")
-        if inputs[0].type != "tensor(float)":
-            raise ModelError(f"{self.path.name}: input type {inputs[0].type}; expected tensor(float)")
-        for dim, label in ((shape[2], "height"), (shape[3], "width")):
-            if isinstance(dim, int) and dim > 0:
-                raise ModelError(f"{self.path.name}: input {label} is fixed at {dim}; export with dynamic H and W")
-
-        get = lambda key: meta.get(key) or modelmeta.DEFAULTS.get(key, "")  # noqa: E731
-        layout = get(modelmeta.LAYOUT).upper()
-        channels = get(modelmeta.CHANNELS).upper()
-        if layout != "NCHW":
-            raise ModelError(f"{self.path.name}: layout {layout} is not supported (NCHW only)")
-        if channels not in ("RGB", "BGR"):
-            raise ModelError(f"{self.path.name}: channels {channels} is not supported (RGB or BGR)")
-        try:
-            multiple = max(1, int(get(modelmeta.SIZE_MULTIPLE)))
-        except ValueError as exc:
-            raise ModelError(f"{self.path.name}: size_multiple {get(modelmeta.SIZE_MULTIPLE)!r} is not an integer") from exc
-        try:
-            border = int(get(modelmeta.BORDER))
-        except ValueError as exc:
-            raise ModelError(f"{self.path.name}: border {get(modelmeta.BORDER)!r} is not an integer") from exc
-        if not 0 <= border <= 256:
-            raise ModelError(f"{self.path.name}: border {border} is outside 0..256")
-        phases = get(modelmeta.OUTPUT_PHASES)
-        if phases not in ("1", "2") or (phases == "2" and multiple % 2):
-            raise ModelError(f"{self.path.name}: output_phases {phases!r} is not supported (1, or 2 with an even size_multiple)")
-        style_name = meta.get(modelmeta.STYLE_NAME) or self.path.stem
-        style_names: tuple[str, ...] = (style_name,)
-        if style_input:
-            shape = style_input[0].shape
-            try:
-                style_names = tuple(str(n) for n in json.loads(meta[modelmeta.STYLE_NAMES]))
-            except (KeyError, ValueError, TypeError):
-                raise ModelError(f"{self.path.name}: has a style input but no valid {modelmeta.STYLE_NAMES} metadata") from None
-            if style_input[0].type != "tensor(float)" or len(shape) != 1 or shape[0] != len(style_names) or not style_names:
-                raise ModelError(f"{self.path.name}: style input {style_input[0].type} {shape} does not match its "
-                                 f"{len(style_names)} style names")
-        return ModelInfo(
-            style_names=style_names,
-            style_input=bool(style_input),
-            border=border,
-            style_name=meta.get(modelmeta.STYLE_NAME) or self.path.stem,
-            input_range=_parse_range(get(modelmeta.INPUT_RANGE)),
-            layout=layout,
-            channels=channels,
-            size_multiple=multiple,
-            tier=get(modelmeta.TIER),
-            metadata=meta,
-            output_phases=int(phases),
-        )
 
     # ---------------------------------------------------------------- pre / run / post
 

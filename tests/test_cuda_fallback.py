@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realtime import provider_probe
 from realtime import stylizer as stylizer_module
-from realtime.errors import DeviceError
+from realtime.errors import DeviceError, RealtimeError
 from realtime.stylizer import Stylizer
 
 _CUDA = "CUDAExecutionProvider"
@@ -23,7 +24,7 @@ def cuda_listed(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [_CUDA, "CPUExecutionProvider"])
-    monkeypatch.setattr(stylizer_module, "cuda_library_problem", lambda: None)
+    monkeypatch.setattr(provider_probe, "cuda_library_problem", lambda: None)
     return ort
 
 
@@ -64,7 +65,7 @@ def test_a_missing_cuda_library_is_named(tiny_model: Path, monkeypatch) -> None:
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [_CUDA, "CPUExecutionProvider"])
-    monkeypatch.setattr(stylizer_module, "cuda_library_problem",
+    monkeypatch.setattr(provider_probe, "cuda_library_problem",
                         lambda: "libcublasLt.so.13: cannot open shared object file: No such file or directory")
     with pytest.raises(DeviceError, match=r"libcublasLt\.so\.13.*\[gpu\] extra"):
         Stylizer(tiny_model, device="cuda")
@@ -78,8 +79,8 @@ def test_the_real_probe_names_the_library_or_loads() -> None:
 
     if _CUDA not in ort.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA provider")
-    stylizer_module.cuda_library_problem.cache_clear()
-    problem = stylizer_module.cuda_library_problem()
+    provider_probe.cuda_library_problem.cache_clear()
+    problem = provider_probe.cuda_library_problem()
     assert problem is None or ".so" in problem or ".dll" in problem or "provider" in problem
 
 
@@ -119,11 +120,11 @@ def test_cuda_probe_runs_a_frame(tiny_model: Path, monkeypatch) -> None:  # noqa
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [_CUDA, "CPUExecutionProvider"])
     monkeypatch.setattr(stylizer_module, "Stylizer", BuildsButCannotRun)
-    stylizer_module.cuda_usable.cache_clear()
+    provider_probe.cuda_usable.cache_clear()
     try:
-        assert stylizer_module.cuda_usable(str(tiny_model)) is False and ran
+        assert provider_probe.cuda_usable(str(tiny_model)) is False and ran
     finally:
-        stylizer_module.cuda_usable.cache_clear()
+        provider_probe.cuda_usable.cache_clear()
 
 
 @pytest.mark.parametrize("device,probed", [("cuda:1", "cuda:1"), ("tensorrt:2", "tensorrt:2"), ("auto", "auto")])
@@ -148,15 +149,15 @@ def test_tier_auto_probes_the_gpu_asked_for(tiny_model: Path, monkeypatch, devic
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [_CUDA, "CPUExecutionProvider"])
     monkeypatch.setattr(stylizer_module, "Stylizer", RunsOnlyOnGpu1)
-    stylizer_module.cuda_usable.cache_clear()
+    provider_probe.cuda_usable.cache_clear()
     try:
         resolve_style_for_device(None, "auto", device)
         assert asked == [probed]
         # and the answer is that GPU's: usable on GPU 1 and 2, not on GPU 0 (auto)
-        stylizer_module.cuda_usable.cache_clear()
-        assert stylizer_module.cuda_usable(str(tiny_model), device) is (device != "auto")
+        provider_probe.cuda_usable.cache_clear()
+        assert provider_probe.cuda_usable(str(tiny_model), device) is (device != "auto")
     finally:
-        stylizer_module.cuda_usable.cache_clear()
+        provider_probe.cuda_usable.cache_clear()
 
 
 # ------------------------------------------------------------------ providers, their options, batches in flight
@@ -237,7 +238,7 @@ def test_two_batches_in_flight_on_cuda_in_order_and_bounded(tiny_model: Path, cu
 
 def test_tensorrt_goes_first_with_its_cache_and_fp16(tiny_model: Path, cuda_listed, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
     monkeypatch.setattr(cuda_listed, "get_available_providers", lambda: ["TensorrtExecutionProvider", _CUDA, "CPUExecutionProvider"])
-    monkeypatch.setattr(stylizer_module, "tensorrt_library_problem", lambda: None)
+    monkeypatch.setattr(provider_probe, "tensorrt_library_problem", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = _pretend_gpu_sessions(cuda_listed, monkeypatch)
     st = Stylizer(tiny_model, device="tensorrt", precision="fp16")
@@ -255,7 +256,7 @@ def test_tensorrt_goes_first_with_its_cache_and_fp16(tiny_model: Path, cuda_list
 
 def test_tensorrt_that_cannot_load_falls_back_to_cuda_in_one_line(tiny_model: Path, cuda_listed, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(cuda_listed, "get_available_providers", lambda: ["TensorrtExecutionProvider", _CUDA, "CPUExecutionProvider"])
-    monkeypatch.setattr(stylizer_module, "tensorrt_library_problem",
+    monkeypatch.setattr(provider_probe, "tensorrt_library_problem",
                         lambda: "libnvinfer.so.10: cannot open shared object file: No such file or directory")
     calls = _pretend_gpu_sessions(cuda_listed, monkeypatch)
     st = Stylizer(tiny_model, device="tensorrt")
@@ -263,7 +264,7 @@ def test_tensorrt_that_cannot_load_falls_back_to_cuda_in_one_line(tiny_model: Pa
     assert st.device == "cuda" and "libnvinfer.so.10" in st.fallback and "\n" not in st.fallback
     assert "TensorRT" in st.describe()
     # listed but not first in the session (ONNX Runtime dropped it): said as well
-    monkeypatch.setattr(stylizer_module, "tensorrt_library_problem", lambda: None)
+    monkeypatch.setattr(provider_probe, "tensorrt_library_problem", lambda: None)
     calls = _pretend_gpu_sessions(cuda_listed, monkeypatch, runs_on=[_CUDA, "CPUExecutionProvider"])
     assert "TensorRT did not load" in Stylizer(tiny_model, device="tensorrt").fallback
 
@@ -322,8 +323,8 @@ def test_gpu_check_fails_loudly_without_a_gpu() -> None:
 
     import onnxruntime as ort
 
-    stylizer_module.cuda_library_problem.cache_clear()
-    if _CUDA in ort.get_available_providers() and stylizer_module.cuda_library_problem() is None:
+    provider_probe.cuda_library_problem.cache_clear()
+    if _CUDA in ort.get_available_providers() and provider_probe.cuda_library_problem() is None:
         pytest.skip("the CUDA provider loads here: the check would run on the GPU")
     res = subprocess.run([sys.executable, str(GPU_CHECK)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and "GPU CHECK FAILED" in res.stderr and "PASSED" not in res.stdout
@@ -358,7 +359,7 @@ def test_cluster_workers_get_the_precision(clips, run_cli, tiny_model: Path, tmp
 
     def fake_restyle_on_cluster(jobs, model, settings, cluster, **kwargs):  # noqa: ANN001, ANN003, ANN202
         given["cluster"] = cluster
-        raise stylizer_module.RealtimeError("stopped here by the test")
+        raise RealtimeError("stopped here by the test")
 
     monkeypatch.setattr(run_module, "restyle_on_cluster", fake_restyle_on_cluster)
     clip = clips("precision.mp4", frames=4)

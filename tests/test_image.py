@@ -487,7 +487,7 @@ def test_device_takes_what_restyle_video_takes(run, tmp_path: Path, tiny_model: 
     assert not (tmp_path / "c.png").exists()
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return
-    from realtime.stylizer import cuda_usable
+    from realtime.provider_probe import cuda_usable
 
     if not cuda_usable(str(tiny_model), "cuda:1"):
         code, _, err = run(src, tmp_path / "d.png", "--style", tiny_model, "--device", "cuda:1", "-q")

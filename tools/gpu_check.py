@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.errors import RealtimeError
     from realtime.models import resolve_style
     from realtime.providers import parse_device
-    from realtime.stylizer import Stylizer, cuda_library_problem
+    from realtime.provider_probe import cuda_library_problem
+    from realtime.stylizer import Stylizer
 
     try:
         spec = parse_device(a.device)
