@@ -183,7 +183,7 @@ def test_fast_export_runs_in_the_stylizer_as_trained(tmp_path: Path, border: int
     pytest.importorskip("onnx")
     from realtime.stylizer import Stylizer
     from realtime.train.export import VERIFY_BOUND, export_onnx, read_metadata
-    from realtime.train.model import FastTransformNet, forward_with_border
+    from realtime.train.model import FastTransformNet
 
     torch.manual_seed(0)
     model = FastTransformNet(16, 2)

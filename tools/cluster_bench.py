@@ -26,6 +26,7 @@ process on the machine).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -203,7 +204,8 @@ def main() -> None:
     # against the single run it is compared with: run them at the nodes' own priority.
     os.environ["RAY_worker_niceness"] = "0"
 
-    import ray  # noqa: F401 - fail early without the [cluster] extra
+    if importlib.util.find_spec("ray") is None:  # fail early without the [cluster] extra
+        raise SystemExit("cluster_bench: error: Ray is not installed: pip install -e '.[cluster]'")
 
     from realtime.cluster.run import ClusterOptions, InputJob, restyle_on_cluster
     from realtime.cluster.work import SegmentSettings
