@@ -49,19 +49,18 @@ RECIPE = ["--crop", "256", "--scale-max", "2", "--style-size", str(STYLE_SIZE), 
           "--style-weight", "1e10", "--tv-weight", "2e4"]
 
 
-def _resized_jpeg(src: Path, dst: Path, *, short: int | None = None, long: int | None = None, quality: int = 92) -> None:
+def _photo_jpeg(src: Path, dst: Path, short: int) -> None:
+    """A photo with its short side at most ``short`` (LANCZOS, as CropDataset caches it), as JPEG."""
     from PIL import Image
 
     from realtime.train.images import open_rgb
 
     im = open_rgb(src)
-    side = min(im.size) if short else max(im.size)
-    target = short or long or side
-    if side > target:
-        f = target / side
+    if min(im.size) > short:
+        f = short / min(im.size)
         im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.LANCZOS)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    im.save(dst, "JPEG", quality=quality)
+    im.save(dst, "JPEG", quality=92)
 
 
 def tracked_bytes() -> int:
@@ -84,7 +83,7 @@ def pack(data: Path, out: Path, vgg_weights: str | None) -> int:
         shutil.rmtree(out)
     for folder, sub in (("photos", "train"), ("val", "val")):
         for k, path in enumerate(list_images(data / "content" / sub)):
-            _resized_jpeg(path, out / folder / f"{k:03d}_{path.stem}.jpg", short=PHOTO_SHORT_SIDE if sub == "train" else 256)
+            _photo_jpeg(path, out / folder / f"{k:03d}_{path.stem}.jpg", PHOTO_SHORT_SIDE if sub == "train" else 256)
     paintings = sorted(p for p in (data / "styles").iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     for path in paintings:
         # the trainer's own resize, in the painting's own format and file name (its style's name, and how
@@ -134,6 +133,8 @@ def slim_checkpoint(checkpoint: Path, target: Path, out_folder: str = "runs") ->
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     out = Path(os.environ.get("OUT") or args.out or "")
     if not str(out):
         print("device_train: error: set $OUT (the device tool does) or pass --out", file=sys.stderr)
@@ -168,14 +169,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"device_train: error: the trainer left no checkpoint (exit {proc.returncode})", file=sys.stderr)
         return 1
     slim = slim_checkpoint(checkpoint, out / f"{args.name}.pt")
-    for name in ("losses.csv",):
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, out / name)
+    if (run_dir / "losses.csv").is_file():
+        shutil.copy2(run_dir / "losses.csv", out / "losses.csv")
     previews = sorted((run_dir / "previews").glob("*.png"))
     if previews:
         shutil.copy2(previews[-1], out / "last_preview.png")
-    import torch
-
     packed_at = json.loads((PACK / "manifest.json").read_text()).get("commit") if (PACK / "manifest.json").is_file() else None
     summary = {"iteration": slim["iteration"], "from": str(init) if init else None, "wall_s": round(seconds, 1),
                "packed_at_commit": packed_at,
