@@ -332,7 +332,9 @@ class Trainer:
                 continue
         return out
 
-    def step(self) -> dict[str, float]:
+    def step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step; the losses come back as detached tensors, still on the device: reading them
+        (``float``) waits for the device, so the run reads them once per log window, not every step."""
         c = self.config
         style, grams, picks = self._style_batch(c.batch)
         xt = self.data.batch(self.rng, c.batch, picks, self.crop_pool).to(self.device, non_blocking=True)
@@ -366,7 +368,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         values = {"total": total, "content": l_content, "style": l_style, "tv": l_tv, "temporal": l_temporal, "distill": l_distill}
-        return {k: float(v.detach()) for k, v in values.items()}
+        return {k: v.detach() for k, v in values.items()}
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
         self.restore_kept_rows()
@@ -429,7 +431,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()
         last: dict[str, float] = {}
-        window: list[dict[str, float]] = []
+        window: list[dict[str, torch.Tensor]] = []
         started = time.perf_counter()
         base_seconds = self.seconds
         mark_t, mark_i = started, self.iteration
@@ -443,7 +445,7 @@ class Trainer:
                 self.seconds = base_seconds + time.perf_counter() - started
                 window.append(losses)
                 if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
-                    mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                    mean = {k: float(torch.stack([w[k].double() for w in window]).mean()) for k in window[0]}
                     window.clear()
                     last = mean
                     self.history.append({"iteration": self.iteration, "seconds": round(self.seconds, 2), **mean})
