@@ -34,6 +34,10 @@ class TrainConfig:
     width: int = 32
     depth: int = 5
     residual_norm: bool = True  # fast arch: instance norm inside each residual block (false: none there)
+    # > 0: every instance norm's variance floor (epsilon) is set, at the start of a run whose network has
+    # none yet, to this × the median variance of its input on training crops (model.calibrate_norm_floor):
+    # faint features (a storm sky, haze) stay faint instead of being stretched into a stroke lattice
+    norm_floor: float = 0.0
     # optimisation
     iterations: int = 2000
     batch: int = 4

@@ -171,6 +171,19 @@ def trained_short_side_of(config: Mapping[str, Any]) -> int | None:
     return trained_short_side(config)
 
 
+def _read_norm_floors(proto: Any, net: nn.Module) -> None:
+    """The norms' variance floors live in the graph, as each InstanceNormalization's epsilon (the
+    exporter folds the Python float into the node, not into an initializer); the nodes come in the
+    order the network runs them, which is the order of its modules."""
+    from .model import set_norm_eps, style_norms
+
+    eps = [next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+           for node in proto.graph.node if node.op_type == "InstanceNormalization"]
+    if len(eps) != len(style_norms(net)):
+        raise ValueError(f"the graph has {len(eps)} instance norms, the network {len(style_norms(net))}")
+    set_norm_eps(net, eps)
+
+
 def load_network(path: str | Path) -> tuple[nn.Module, dict[str, str]]:
     """Read an exported model back into PyTorch: the network its settings describe (arch, width, depth,
     its styles), with the weights of the file's initializers (they keep their PyTorch names; the fast
@@ -199,6 +212,7 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict[str, str]]:
             net.load_export_form(weights)
         else:
             net.load_state_dict(weights)
+        _read_norm_floors(proto, net)
     except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot read the network back from {path} (not written by restyle-train?): {text[:200]}") from None

@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# torch's and ONNX's default epsilon of instance normalisation: no floor.
+DEFAULT_NORM_EPS = 1e-5
+
 # Mirrored margin, in pixels, that the runtime adds around every frame for either network and crops
 # off after (modelmeta.BORDER); each network's class says why it needs one.
 RUNTIME_BORDER = 16
@@ -40,13 +43,27 @@ class CondInstanceNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(styles, channels))
         self.bias = nn.Parameter(torch.zeros(styles, channels))
         self.style: torch.Tensor | None = None
+        # The variance floor (instance norm's epsilon; see set_norm_floor). A buffer, so checkpoints and
+        # state dicts carry it; forward reads the Python copy, so no step waits for the device to read it.
+        self.register_buffer("eps", torch.tensor(DEFAULT_NORM_EPS))
+        self._read_eps()
         self._register_load_state_dict_pre_hook(self._upgrade_single_style)
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._read_eps())
 
     @staticmethod
     def _upgrade_single_style(state_dict: dict, prefix: str, *_args) -> None:
         for key in (prefix + "weight", prefix + "bias"):
             if key in state_dict and state_dict[key].dim() == 1:
                 state_dict[key] = state_dict[key].unsqueeze(0)
+        # written before the floor existed: instance norm's usual epsilon
+        state_dict.setdefault(prefix + "eps", torch.tensor(DEFAULT_NORM_EPS))
+
+    def _read_eps(self) -> None:
+        self._eps = float(self.eps)  # float32, as ONNX's epsilon attribute holds it
+
+    def set_eps(self, value: float) -> None:
+        self.eps.fill_(value)
+        self._read_eps()
 
     @property
     def styles(self) -> int:
@@ -57,15 +74,60 @@ class CondInstanceNorm2d(nn.Module):
         if s is None:
             if self.styles != 1:
                 raise ValueError(f"a network of {self.styles} styles needs a style vector")
-            return F.instance_norm(x, weight=self.weight[0], bias=self.bias[0])
+            return F.instance_norm(x, weight=self.weight[0], bias=self.bias[0], eps=self._eps)
         if s.dim() == 1:
-            return F.instance_norm(x, weight=s @ self.weight, bias=s @ self.bias)
+            return F.instance_norm(x, weight=s @ self.weight, bias=s @ self.bias, eps=self._eps)
         scale, shift = s @ self.weight, s @ self.bias  # one style per sample: B × C
-        return F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]
+        return F.instance_norm(x, eps=self._eps) * scale[:, :, None, None] + shift[:, :, None, None]
 
 
 def style_norms(module: nn.Module) -> list[CondInstanceNorm2d]:
     return [m for m in module.modules() if isinstance(m, CondInstanceNorm2d)]
+
+
+def norm_eps(module: nn.Module) -> list[float]:
+    """Every conditional norm's variance floor, in the order of ``style_norms``."""
+    return [m._eps for m in style_norms(module)]
+
+
+def set_norm_eps(module: nn.Module, values: list[float]) -> None:
+    norms = style_norms(module)
+    if len(values) != len(norms):
+        raise ValueError(f"{len(values)} floors for a network of {len(norms)} norms")
+    for m, v in zip(norms, values):
+        m.set_eps(float(v))
+
+
+@torch.no_grad()
+def calibrate_norm_floor(module: nn.Module, crops: torch.Tensor, factor: float) -> list[float]:
+    """Instance norm stretches every feature to unit variance, however faint it was: a dark or hazy photo
+    (a storm sky, fog, a smooth wall) has its last percent of contrast blown up to full strength, and the
+    network paints its strokes there as a regular lattice. A floor under the variance leaves faint
+    features faint: each norm's epsilon becomes ``factor`` × the median per-channel variance of its
+    input over ``crops`` (normally exposed training photos, N×3×H×W), each crop in style ``k mod
+    styles``, so a feature as strong as usual is normalised much as before and a far fainter one is not
+    amplified. The factor must be about 1: a feature of relative strength a leaves a norm at
+    a / √(a² + factor), so below 1 every later norm stretches it back towards √(1 − factor) and the
+    floor is undone by the end of the network (tests/test_norm_floor.py). A network given a floor needs
+    fine-tuning with it (its usual features come out weaker). Returns the floors (also set on the network)."""
+    norms = style_norms(module)
+    seen: list[list[torch.Tensor]] = [[] for _ in norms]
+    hooks = [m.register_forward_pre_hook(lambda _m, args, i=i: seen[i].append(args[0].float().var(dim=(2, 3)).flatten()))
+             for i, m in enumerate(norms)]
+    styles = norms[0].styles if norms else 1
+    was_training = module.training
+    module.eval()
+    try:
+        for k, crop in enumerate(crops):
+            vector = torch.eye(styles, device=crop.device)[k % styles] if styles > 1 else None
+            module(crop[None], vector)
+    finally:
+        module.train(was_training)
+        for h in hooks:
+            h.remove()
+    floors = [factor * torch.cat(v).median().item() for v in seen]
+    set_norm_eps(module, floors)
+    return floors
 
 
 def style_count(module: nn.Module) -> int:

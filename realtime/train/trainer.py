@@ -37,7 +37,7 @@ from .data import CropDataset
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .logs import TrainingLog
 from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
-from .model import build_model, forward_with_border
+from .model import DEFAULT_NORM_EPS, build_model, calibrate_norm_floor, forward_with_border, norm_eps
 from .vgg import VGG16Features, load_vgg
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -250,6 +250,8 @@ class Trainer:
             if "python_rng" in checkpoint:
                 self.rng.setstate(checkpoint["python_rng"])
                 torch.set_rng_state(checkpoint["torch_rng"])
+        if config.norm_floor > 0 and not config.add_to and max(norm_eps(self.model), default=0.0) <= DEFAULT_NORM_EPS * 1.001:
+            self._calibrate_norm_floor(config)
         self.net: nn.Module = self.model
         if self.distributed:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -287,6 +289,16 @@ class Trainer:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         else:
             self.model.load_state_dict(state)
+
+    def _calibrate_norm_floor(self, config: TrainConfig) -> None:
+        """Set the norms' variance floors from training crops of their own random stream (the run's crops
+        stay those it would draw without a floor): two per style, at least 16."""
+        calibration = random.Random(config.seed + 1)
+        count = 2 * max(len(self.style_names), 8)
+        crops = torch.stack([self.data.sample(calibration)[:3] for _ in range(count)]).to(self.device)
+        floors = calibrate_norm_floor(self.model, crops, config.norm_floor)
+        self.progress(f"[{config.name}] instance-norm variance floors ({config.norm_floor:g} × the median on {count} crops): "
+                      + ", ".join(f"{f:.3g}" for f in floors))
 
     def _freeze_all_but_new_style(self) -> None:
         """``add_to``: only the new (last) row of every conditional norm learns. The rows share a tensor,

@@ -1,0 +1,127 @@
+"""The instance norms' variance floor (model.calibrate_norm_floor, --norm-floor): faint input stays faint,
+the floors travel in checkpoints and exported files, and a run sets them once, from its own crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("PIL")
+from PIL import Image  # noqa: E402
+
+from realtime import modelmeta as mm  # noqa: E402
+from realtime.train.config import TrainConfig  # noqa: E402
+from realtime.train.export import export_onnx, load_network  # noqa: E402
+from realtime.train.model import (  # noqa: E402
+    DEFAULT_NORM_EPS, build_model, calibrate_norm_floor, norm_eps, set_norm_eps, style_norms,
+)
+from realtime.train.trainer import Trainer  # noqa: E402
+from realtime.train.vgg import load_vgg  # noqa: E402
+
+
+def _photos(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Normally exposed 'photos': smooth colour fields with edges and texture over the full range."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(size, size), mode="bilinear",
+                                           align_corners=False)
+    return (0.6 * base + 0.4 * torch.rand(n, 3, size, size, generator=g)).clamp(0, 1)
+
+
+def _net(arch: str = "full", styles: int = 2):  # noqa: ANN202
+    torch.manual_seed(1)
+    net = build_model(arch, 8, 1, styles=styles)
+    for m in style_norms(net):
+        with torch.no_grad():
+            m.weight.normal_(1.0, 0.3)
+            m.bias.normal_(0.0, 0.3)
+    return net.eval()
+
+
+def _contrast(net, x: torch.Tensor, style: torch.Tensor) -> float:  # noqa: ANN001
+    with torch.no_grad():
+        return float(net(x, style).std(dim=(2, 3)).mean())
+
+
+def _faint_and_normal(factor: float) -> tuple[float, float]:
+    """How much contrast a faint photo and a normal one keep once the floor is set (each ÷ without)."""
+    net, style = _net(), torch.tensor([1.0, 0.0])
+    photo = _photos(1, 64, seed=5)
+    faint = 0.5 + 0.03 * (photo - 0.5)  # the same picture with 3 % of its contrast: haze, a storm sky
+    before_normal, before_faint = _contrast(net, photo, style), _contrast(net, faint, style)
+    # without a floor, instance norm blows the faint copy up to the contrast of the original
+    assert before_faint == pytest.approx(before_normal, rel=0.05)
+    floors = calibrate_norm_floor(net, _photos(8, 64), factor)
+    assert norm_eps(net) == pytest.approx(floors) and min(floors) > 100 * DEFAULT_NORM_EPS
+    return _contrast(net, faint, style) / before_faint, _contrast(net, photo, style) / before_normal
+
+
+def test_a_floor_of_one_median_keeps_a_faint_photo_faint() -> None:
+    faint, normal = _faint_and_normal(1.0)
+    assert faint < 0.2 * normal, (faint, normal)
+
+
+def test_a_floor_below_the_median_is_undone_by_the_norms_after_it() -> None:
+    # each later norm stretches the damped feature back (strength a leaves a norm at a / sqrt(a² + K)),
+    # which is why the floor is K = 1 median and not a small fraction of it
+    faint, normal = _faint_and_normal(0.25)
+    assert faint > 0.8 * normal, (faint, normal)
+
+
+@pytest.mark.parametrize("arch", ["full", "fast"])
+def test_floors_travel_in_state_dicts_and_exported_files(arch: str, tmp_path: Path) -> None:
+    net = _net(arch)
+    floors = [0.01 * (i + 1) for i in range(len(style_norms(net)))]  # each norm its own, so order errors show
+    set_norm_eps(net, floors)
+    again = build_model(arch, 8, 1, styles=2)
+    again.load_state_dict(net.state_dict())
+    assert norm_eps(again) == norm_eps(net)
+    # a state dict from before the floor existed loads with instance norm's usual epsilon
+    old = {k: v for k, v in net.state_dict().items() if not k.endswith(".eps")}
+    legacy = build_model(arch, 8, 1, styles=2)
+    legacy.load_state_dict(old)
+    assert set(norm_eps(legacy)) == {float(torch.tensor(DEFAULT_NORM_EPS))}
+    path = tmp_path / "floored.onnx"
+    meta = {mm.STYLE_NAME: "floored", mm.STYLE_NAMES: ["a", "b"], mm.TIER: arch, mm.BORDER: "16",
+            mm.SETTINGS: {"arch": arch, "width": 8, "depth": 1, "residual_norm": True}}
+    export_onnx(net, path, meta, sizes=((32, 48),))  # verifies ONNX Runtime against PyTorch, floors included
+    back, _ = load_network(path)
+    assert norm_eps(back) == pytest.approx(floors, rel=1e-7)
+    x = _photos(1, 32)
+    with torch.no_grad():
+        assert torch.allclose(back(x, torch.tensor([0.0, 1.0])), net(x, torch.tensor([0.0, 1.0])), atol=1e-5)
+
+
+def _data(root: Path) -> TrainConfig:
+    rng = np.random.default_rng(0)
+    (root / "photos").mkdir(parents=True)
+    for i in range(3):
+        a = rng.integers(0, 255, (48, 56, 3)).astype(np.uint8)
+        a[:, :28] //= 3
+        Image.fromarray(a).save(root / "photos" / f"p{i}.png")
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3)).astype(np.uint8)).save(root / "style.png")
+    return TrainConfig(style_image=str(root / "style.png"), data=str(root / "photos"), out=str(root / "runs"), name="f",
+                       width=8, depth=1, iterations=2, batch=2, crop=32, style_size=40, precision="fp32",
+                       checkpoint_every=1, preview_every=1000, log_every=1)
+
+
+def test_a_run_sets_its_floors_once_from_its_own_crop_stream(tmp_path: Path) -> None:
+    config = _data(tmp_path)
+    vgg = load_vgg(random_init=True)
+    said: list[str] = []
+    plain = Trainer(config, vgg=vgg, progress=lambda s: None)
+    assert set(norm_eps(plain.model)) == {float(torch.tensor(DEFAULT_NORM_EPS))}
+    config.norm_floor, config.name = 1.0, "g"
+    floored = Trainer(config, vgg=vgg, progress=said.append)
+    floors = norm_eps(floored.model)
+    assert min(floors) > 100 * DEFAULT_NORM_EPS and any("variance floors" in s for s in said)
+    # the calibration draws from its own random stream: the training crops are the plain run's
+    assert torch.equal(plain.data.batch(plain.rng, 2), floored.data.batch(floored.rng, 2))
+    floored.run()
+    # a resumed run keeps the floors it saved and does not calibrate again
+    said.clear()
+    resumed = Trainer(config, resume=str(tmp_path / "runs" / "g" / "checkpoint.pt"), vgg=vgg, progress=said.append)
+    assert norm_eps(resumed.model) == floors and not any("variance floors" in s for s in said)
