@@ -75,9 +75,23 @@ def test_run_trains_stops_and_brings_back_a_resumable_model(tool, shared_like: P
     assert (out / "losses.csv").is_file()
     slim = torch.load(out / "joint12_gpu.pt", weights_only=False)
     assert set(slim) == {"model", "config", "iteration", "seconds"}  # no optimizer state: a small file
-    assert all(v.dtype == torch.float16 for v in slim["model"].values() if v.is_floating_point())
+    assert all(v.dtype == torch.float16 for k, v in slim["model"].items() if v.is_floating_point() and not k.endswith(".eps"))
+    assert all(v.dtype == torch.float32 for k, v in slim["model"].items() if k.endswith(".eps"))  # floors kept exact
     assert slim["config"]["out"] == "runs" and [Path(p).name for p in slim["config"]["styles"]] == ["a_dots.jpg", "b_stripes.png"]
     # here, it resumes (and exports with --iterations 0) as any checkpoint does
     again = Trainer(TrainConfig(iterations=0), resume=out / "joint12_gpu.pt", vgg=load_vgg(random_init=True),
                     progress=lambda s: None)
     assert again.iteration == 3 and again.style_names == ["a_dots", "b_stripes"]
+
+
+def test_the_newest_stage_is_the_latest_stage_then_the_most_iterations(tool, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "stages" / "multi"
+    folder.mkdir(parents=True)
+    for name, iteration in (("joint12_full_stage2_5692", 5692), ("joint12_full_stage3_400", 400),
+                            ("joint12_full_stage3_2800", 2800), ("joint12_full_stage10_5", 5)):
+        torch.save({"model": {}, "config": {}, "iteration": iteration}, folder / f"{name}.pt")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    assert tool.newest_stage().name == "joint12_full_stage10_5.pt"  # each stage counts afresh; 10 is after 3
+    (folder / "joint12_full_stage10_5.pt").unlink()
+    assert tool.newest_stage().name == "joint12_full_stage3_2800.pt"

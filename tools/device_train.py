@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,11 +43,12 @@ PHOTO_SHORT_SIDE = 512  # CropDataset's cache: crops of 256 at scales up to 2 ne
 STYLE_SIZE = 512  # the painting's long side in training: packed at exactly this size, so the Gram targets are ours
 TRAVEL_LIMIT = 64 * 2**20  # the device tool's limit on the working tree plus carried paths
 
-# Stage 2's recipe (stages/multi/README.md) at a GPU's batch: 256-px crops at scale 1-2, the painting at
-# 512 px, content 3e5, style 1e10, tv 2e4. Batch 8 at lr 1e-3 is the usual recipe's step size for a
-# larger batch (our 3e-4 was measured at batch 1, where each step's gradient is far noisier).
+# Stage 3's recipe (stages/multi/README.md) at a GPU's batch: 256-px crops at scale 1-2, the painting at
+# 512 px, content 3e5, style 1e10, tv 2e4, the norms' variance floor at 1 median (kept from the starting
+# network when it has one). Batch 8 at lr 1e-3 is the usual recipe's step size for a larger batch (our
+# 3e-4 was measured at batch 1, where each step's gradient is far noisier).
 RECIPE = ["--crop", "256", "--scale-max", "2", "--style-size", str(STYLE_SIZE), "--content-weight", "3e5",
-          "--style-weight", "1e10", "--tv-weight", "2e4"]
+          "--style-weight", "1e10", "--tv-weight", "2e4", "--norm-floor", "1"]
 
 
 def _photo_jpeg(src: Path, dst: Path, short: int) -> None:
@@ -109,11 +111,16 @@ def pack(data: Path, out: Path, vgg_weights: str | None) -> int:
 
 
 def newest_stage() -> Path | None:
-    """The stages/multi checkpoint furthest trained (by the iteration it holds; a clone's file times say nothing)."""
+    """The stages/multi checkpoint furthest trained: the latest stage (``_stageN_`` in its name; each stage
+    counts its iterations afresh), then the most iterations (a clone's file times say nothing)."""
     from realtime.train.trainer import load_checkpoint
 
+    def order(p: Path) -> tuple[int, int]:
+        stage = re.search(r"_stage(\d+)", p.stem)
+        return int(stage.group(1)) if stage else 0, int(load_checkpoint(p, "--init")["iteration"])
+
     stages = sorted((ROOT / "stages" / "multi").glob("*.pt"))
-    return max(stages, key=lambda p: int(load_checkpoint(p, "--init")["iteration"])) if stages else None
+    return max(stages, key=order) if stages else None
 
 
 def slim_checkpoint(checkpoint: Path, target: Path, out_folder: str = "runs") -> dict:
@@ -126,7 +133,8 @@ def slim_checkpoint(checkpoint: Path, target: Path, out_folder: str = "runs") ->
 
     full = load_checkpoint(checkpoint, "--resume")
     config = dict(full["config"], out=out_folder)
-    slim = {"model": {k: v.half() if v.is_floating_point() else v for k, v in full["model"].items()},
+    # the norms' variance floors (".eps", one number each) stay float32, as the exported graph holds them
+    slim = {"model": {k: v.half() if v.is_floating_point() and not k.endswith(".eps") else v for k, v in full["model"].items()},
             "config": config, "iteration": full["iteration"], "seconds": full.get("seconds", 0.0)}
     torch.save(slim, target)
     return slim
