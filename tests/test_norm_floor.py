@@ -17,7 +17,7 @@ from realtime import modelmeta as mm  # noqa: E402
 from realtime.train.config import TrainConfig  # noqa: E402
 from realtime.train.export import export_onnx, load_network  # noqa: E402
 from realtime.train.model import (  # noqa: E402
-    DEFAULT_NORM_EPS, build_model, calibrate_norm_floor, norm_eps, set_norm_eps, style_norms,
+    DEFAULT_NORM_EPS, build_model, calibrate_norm_floor, has_norm_floor, norm_eps, set_norm_eps, style_norms,
 )
 from realtime.train.trainer import Trainer  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
@@ -125,3 +125,19 @@ def test_a_run_sets_its_floors_once_from_its_own_crop_stream(tmp_path: Path) -> 
     said.clear()
     resumed = Trainer(config, resume=str(tmp_path / "runs" / "g" / "checkpoint.pt"), vgg=vgg, progress=said.append)
     assert norm_eps(resumed.model) == floors and not any("variance floors" in s for s in said)
+
+
+def test_a_resumed_run_without_a_floor_gets_one_when_asked_even_from_a_float16_file(tmp_path: Path) -> None:
+    config = _data(tmp_path)
+    vgg = load_vgg(random_init=True)
+    Trainer(config, vgg=vgg, progress=lambda s: None).run()
+    checkpoint = tmp_path / "runs" / "f" / "checkpoint.pt"
+    # a model-only stage file in float16: the default epsilon rounds to 1.0014e-5, still "no floor"
+    c = torch.load(checkpoint, weights_only=False)
+    slim = tmp_path / "slim.pt"
+    torch.save({"model": {k: v.half() for k, v in c["model"].items()}, "config": c["config"], "iteration": c["iteration"]}, slim)
+    for start in (checkpoint, slim):
+        kept = Trainer(TrainConfig(iterations=0), resume=str(start), vgg=vgg, progress=lambda s: None)
+        assert not has_norm_floor(kept.model) and kept.config.norm_floor == 0
+        floored = Trainer(TrainConfig(iterations=0, norm_floor=1.0), resume=str(start), vgg=vgg, progress=lambda s: None)
+        assert has_norm_floor(floored.model) and floored.config.norm_floor == 1.0

@@ -14,8 +14,8 @@ so a few minutes there are worth days here. So the run is one prepared command:
 recipe's ``--style-size``, 512, in their own format) and the validation photos for the previews, and
 VGG16's convolutions up to relu4_3 in fp16 (15 MB: the loss network, which the machine cannot download).
 
-``run`` trains from ``--init`` (default: the newest stage in stages/multi) with the stage-2 settings of
-stages/multi/README.md at a GPU's batch, stops the trainer after ``--minutes`` with SIGTERM (it saves its
+``run`` trains from ``--init`` (default: the newest stage in stages/multi) with the stage-3 settings of
+stages/multi/README.md (``RECIPE``) at a GPU's batch, stops the trainer after ``--minutes`` with SIGTERM (it saves its
 checkpoint, as for any stop), and writes into $OUT the model alone (fp16 weights, settings, iteration:
 7 MB becomes 3.5 MB), the losses and the last preview. The same command runs here on the CPU, which is how
 it is tested before device time is spent on it.

@@ -43,7 +43,7 @@ class CondInstanceNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(styles, channels))
         self.bias = nn.Parameter(torch.zeros(styles, channels))
         self.style: torch.Tensor | None = None
-        # The variance floor (instance norm's epsilon; see set_norm_floor). A buffer, so checkpoints and
+        # The variance floor (instance norm's epsilon; see calibrate_norm_floor). A buffer, so checkpoints and
         # state dicts carry it; forward reads the Python copy, so no step waits for the device to read it.
         self.register_buffer("eps", torch.tensor(DEFAULT_NORM_EPS))
         self._read_eps()
@@ -90,6 +90,12 @@ def norm_eps(module: nn.Module) -> list[float]:
     return [m._eps for m in style_norms(module)]
 
 
+def has_norm_floor(module: nn.Module) -> bool:
+    """Whether any norm has a floor above instance norm's usual epsilon (with room for the default's
+    float16 rounding in a model-only stage file)."""
+    return any(e > 2 * DEFAULT_NORM_EPS for e in norm_eps(module))
+
+
 def set_norm_eps(module: nn.Module, values: list[float]) -> None:
     norms = style_norms(module)
     if len(values) != len(norms):
@@ -105,11 +111,13 @@ def calibrate_norm_floor(module: nn.Module, crops: torch.Tensor, factor: float) 
     network paints its strokes there as a regular lattice. A floor under the variance leaves faint
     features faint: each norm's epsilon becomes ``factor`` × the median per-channel variance of its
     input over ``crops`` (normally exposed training photos, N×3×H×W), each crop in style ``k mod
-    styles``, so a feature as strong as usual is normalised much as before and a far fainter one is not
-    amplified. The factor must be about 1: a feature of relative strength a leaves a norm at
-    a / √(a² + factor), so below 1 every later norm stretches it back towards √(1 − factor) and the
-    floor is undone by the end of the network (tests/test_norm_floor.py). A network given a floor needs
-    fine-tuning with it (its usual features come out weaker). Returns the floors (also set on the network)."""
+    styles``, so a far fainter feature than usual is not amplified. The factor must be about 1: a feature
+    of relative strength a leaves a norm at a / √(a² + factor), so below 1 every later norm stretches it
+    back towards √(1 − factor) and the floor is undone by the end of the network
+    (tests/test_norm_floor.py). All floors are measured in one pass on the network without any, so with
+    them each later norm's input is weaker than measured and its floor bites harder: usual features come
+    out weaker too (about 1/√(n + 1) at the n-th norm, by the same rule), and a network given a floor
+    needs fine-tuning with it, which restores them. Returns the floors (also set on the network)."""
     norms = style_norms(module)
     seen: list[list[torch.Tensor]] = [[] for _ in norms]
     hooks = [m.register_forward_pre_hook(lambda _m, args, i=i: seen[i].append(args[0].float().var(dim=(2, 3)).flatten()))

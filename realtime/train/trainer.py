@@ -37,7 +37,7 @@ from .data import CropDataset
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .logs import TrainingLog
 from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
-from .model import DEFAULT_NORM_EPS, build_model, calibrate_norm_floor, forward_with_border, norm_eps
+from .model import build_model, calibrate_norm_floor, forward_with_border, has_norm_floor
 from .vgg import VGG16Features, load_vgg
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -152,13 +152,16 @@ class Trainer:
                 raise DataError(f"checkpoint not found: {path}")
             checkpoint = load_checkpoint(path, "--resume")
             saved = TrainConfig.from_dict(checkpoint["config"])
-            # The run continues with its own settings but two, which a non-zero value in ``config`` sets
+            # The run continues with its own settings but three, which a non-zero value in ``config`` sets
             # anew: the iteration target (at or below the checkpoint's own iteration the run stops at once
-            # and is exported as it stands) and the step size.
+            # and is exported as it stands), the step size, and the norms' variance floor (which takes
+            # effect only where the network has none yet).
             if config.iterations:
                 saved.iterations = max(config.iterations, int(checkpoint["iteration"]))
             if config.lr:  # a new step size for the rest of the run (a decay), recorded as the run's
                 saved.lr = config.lr
+            if config.norm_floor:
+                saved.norm_floor = config.norm_floor
             config = saved
         config.validate()
         self.config = config
@@ -250,7 +253,7 @@ class Trainer:
             if "python_rng" in checkpoint:
                 self.rng.setstate(checkpoint["python_rng"])
                 torch.set_rng_state(checkpoint["torch_rng"])
-        if config.norm_floor > 0 and not config.add_to and max(norm_eps(self.model), default=0.0) <= DEFAULT_NORM_EPS * 1.001:
+        if config.norm_floor > 0 and not config.add_to and not has_norm_floor(self.model):
             self._calibrate_norm_floor(config)
         self.net: nn.Module = self.model
         if self.distributed:
