@@ -141,3 +141,31 @@ def test_a_resumed_run_without_a_floor_gets_one_when_asked_even_from_a_float16_f
         assert not has_norm_floor(kept.model) and kept.config.norm_floor == 0
         floored = Trainer(TrainConfig(iterations=0, norm_floor=1.0), resume=str(start), vgg=vgg, progress=lambda s: None)
         assert has_norm_floor(floored.model) and floored.config.norm_floor == 1.0
+
+
+def test_floors_measured_again_follow_weights_scaled_up_so_the_output_stays() -> None:
+    net, style = _net(), torch.tensor([0.0, 1.0])
+    photos, x = _photos(8, 64), _photos(1, 64, seed=9)
+    calibrate_norm_floor(net, photos, 1.0)
+    with torch.no_grad():
+        before = net(x, style)
+        last = set(net.decoder[-1].modules())  # the output layer has no norm after it
+        for m in net.modules():  # what a network does to outgrow fixed floors: larger weights before each norm
+            if isinstance(m, torch.nn.Conv2d) and m not in last:
+                m.weight.mul_(3.0)
+        outgrown = net(x, style)
+    assert not torch.allclose(outgrown, before, atol=1e-4)  # with the old floors the network has changed
+    calibrate_norm_floor(net, photos, 1.0)  # measured again (without floors, as the first time)
+    with torch.no_grad():
+        assert torch.allclose(net(x, style), before, atol=1e-4, rtol=1e-3)
+
+
+def test_a_run_measures_its_floors_again_every_n_iterations(tmp_path: Path) -> None:
+    config = _data(tmp_path)
+    config.norm_floor, config.norm_floor_every, config.iterations = 1.0, 2, 4
+    said: list[str] = []
+    trainer = Trainer(config, vgg=load_vgg(random_init=True), progress=said.append)
+    first = norm_eps(trainer.model)
+    trainer.run()
+    assert sum("variance floors" in s for s in said) == 3  # at the start, after iterations 2 and 4
+    assert norm_eps(trainer.model) != first

@@ -38,6 +38,9 @@ class TrainConfig:
     # none yet, to this × the median variance of its input on training crops (model.calibrate_norm_floor):
     # faint features (a storm sky, haze) stay faint instead of being stretched into a stroke lattice
     norm_floor: float = 0.0
+    # the floors are measured again every this many iterations (0: only at the start): a network left
+    # with fixed floors learns to outgrow them (scales its weights up) and the lattice returns
+    norm_floor_every: int = 100
     # optimisation
     iterations: int = 2000
     batch: int = 4

@@ -117,8 +117,11 @@ def calibrate_norm_floor(module: nn.Module, crops: torch.Tensor, factor: float) 
     (tests/test_norm_floor.py). All floors are measured in one pass on the network without any, so with
     them each later norm's input is weaker than measured and its floor bites harder: usual features come
     out weaker too (about 1/√(n + 1) at the n-th norm, by the same rule), and a network given a floor
-    needs fine-tuning with it, which restores them. Returns the floors (also set on the network)."""
+    needs fine-tuning with it, which restores them. Measured this way the floors scale with the weights
+    before each norm, so re-measuring during training (the trainer does, ``norm_floor_every``) keeps a
+    network from outgrowing them by scaling its weights up. Returns the floors (also set on the network)."""
     norms = style_norms(module)
+    set_norm_eps(module, [DEFAULT_NORM_EPS] * len(norms))  # measured without floors, so re-measuring is the same rule
     seen: list[list[torch.Tensor]] = [[] for _ in norms]
     hooks = [m.register_forward_pre_hook(lambda _m, args, i=i: seen[i].append(args[0].float().var(dim=(2, 3)).flatten()))
              for i, m in enumerate(norms)]

@@ -253,8 +253,11 @@ class Trainer:
             if "python_rng" in checkpoint:
                 self.rng.setstate(checkpoint["python_rng"])
                 torch.set_rng_state(checkpoint["torch_rng"])
-        if config.norm_floor > 0 and not config.add_to and not has_norm_floor(self.model):
-            self._calibrate_norm_floor(config)
+        self._floor_crops: torch.Tensor | None = None
+        if config.norm_floor > 0 and not config.add_to:  # an added style must not change the shared floors
+            self._floor_crops = self._norm_floor_crops(config)
+            if not has_norm_floor(self.model):
+                self._calibrate_norm_floor()
         self.net: nn.Module = self.model
         if self.distributed:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -293,15 +296,18 @@ class Trainer:
         else:
             self.model.load_state_dict(state)
 
-    def _calibrate_norm_floor(self, config: TrainConfig) -> None:
-        """Set the norms' variance floors from training crops of their own random stream (the run's crops
-        stay those it would draw without a floor): two per style, at least 16."""
+    def _norm_floor_crops(self, config: TrainConfig) -> torch.Tensor:
+        """The crops the norms' variance floors are measured on, always the same ones (a random stream of
+        their own: the run's crops stay those it would draw without a floor): two per style, at least 16."""
         calibration = random.Random(config.seed + 1)
         count = 2 * max(len(self.style_names), 8)
-        crops = torch.stack([self.data.sample(calibration)[:3] for _ in range(count)]).to(self.device)
-        floors = calibrate_norm_floor(self.model, crops, config.norm_floor)
-        self.progress(f"[{config.name}] instance-norm variance floors ({config.norm_floor:g} × the median on {count} crops): "
-                      + ", ".join(f"{f:.3g}" for f in floors))
+        return torch.stack([self.data.sample(calibration)[:3] for _ in range(count)]).to(self.device)
+
+    def _calibrate_norm_floor(self) -> None:
+        assert self._floor_crops is not None
+        floors = calibrate_norm_floor(self.model, self._floor_crops, self.config.norm_floor)
+        self.progress(f"[{self.config.name}] instance-norm variance floors ({self.config.norm_floor:g} × the median on "
+                      f"{len(self._floor_crops)} crops): " + ", ".join(f"{f:.3g}" for f in floors))
 
     def _freeze_all_but_new_style(self) -> None:
         """``add_to``: only the new (last) row of every conditional norm learns. The rows share a tensor,
@@ -456,6 +462,8 @@ class Trainer:
             while self.iteration < c.iterations:
                 losses = self.step()
                 self.iteration += 1
+                if self._floor_crops is not None and c.norm_floor_every and self.iteration % c.norm_floor_every == 0:
+                    self._calibrate_norm_floor()
                 log.step()
                 self.seconds = base_seconds + time.perf_counter() - started
                 window.append(losses)
