@@ -14,7 +14,7 @@ so a few minutes there are worth days here. So the run is one prepared command:
 recipe's ``--style-size``, 512, in their own format) and the validation photos for the previews, and
 VGG16's convolutions up to relu4_3 in fp16 (15 MB: the loss network, which the machine cannot download).
 
-``run`` trains from ``--init`` (default: the newest stage in stages/multi) with the stage-3 settings of
+``run`` trains from ``--init`` (default: the newest stage in stages/multi) with the stage-2 settings of
 stages/multi/README.md (``RECIPE``) at a GPU's batch, stops the trainer after ``--minutes`` with SIGTERM (it saves its
 checkpoint, as for any stop), and writes into $OUT the model alone (fp16 weights, settings, iteration:
 7 MB becomes 3.5 MB), the losses and the last preview. The same command runs here on the CPU, which is how
@@ -43,12 +43,13 @@ PHOTO_SHORT_SIDE = 512  # CropDataset's cache: crops of 256 at scales up to 2 ne
 STYLE_SIZE = 512  # the painting's long side in training: packed at exactly this size, so the Gram targets are ours
 TRAVEL_LIMIT = 64 * 2**20  # the device tool's limit on the working tree plus carried paths
 
-# Stage 3's recipe (stages/multi/README.md) at a GPU's batch: 256-px crops at scale 1-2, the painting at
-# 512 px, content 3e5, style 1e10, tv 2e4, the norms' variance floor at 1 median (kept from the starting
-# network when it has one). Batch 8 at lr 1e-3 is the usual recipe's step size for a larger batch (our
-# 3e-4 was measured at batch 1, where each step's gradient is far noisier).
+# Stage 2's recipe (stages/multi/README.md) at a GPU's batch: 256-px crops at scale 1-2, the painting at
+# 512 px, content 3e5, style 1e10, tv 2e4. Batch 8 at lr 1e-3 is the usual recipe's step size for a
+# larger batch (our 3e-4 was measured at batch 1, where each step's gradient is far noisier). Not the
+# norms' variance floor (--norm-floor): on the CPU the network kept outgrowing it (stages/multi/README.md,
+# stage 3); add it after ``--`` to try it.
 RECIPE = ["--crop", "256", "--scale-max", "2", "--style-size", str(STYLE_SIZE), "--content-weight", "3e5",
-          "--style-weight", "1e10", "--tv-weight", "2e4", "--norm-floor", "1"]
+          "--style-weight", "1e10", "--tv-weight", "2e4"]
 
 
 def _photo_jpeg(src: Path, dst: Path, short: int) -> None:
