@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temporal-weight", type=float, help="> 0 adds the flow-warp temporal consistency loss")
     g.add_argument("--norm-floor", type=float, metavar="K",
                    help="floor under every instance norm's variance: K × its median on training crops, set when the "
-                        "network has none yet and measured again as it trains (1 keeps hazy and dark photos from a "
-                        "stroke lattice; default 0: none)")
+                        "network has none yet and measured again as it trains (1 keeps a dark photo's own tones instead "
+                        "of a bright painted-over band; default 0: none)")
     g.add_argument("--norm-floor-every", type=int, metavar="N",
                    help="measure the floors again every N iterations (default 100; 0: only at the start)")
     g.add_argument("--content-layers", type=lambda s: [x.strip() for x in s.split(",")], help="e.g. relu2_2")

@@ -36,10 +36,10 @@ class TrainConfig:
     residual_norm: bool = True  # fast arch: instance norm inside each residual block (false: none there)
     # > 0: every instance norm's variance floor (epsilon) is set, at the start of a run whose network has
     # none yet, to this × the median variance of its input on training crops (model.calibrate_norm_floor):
-    # faint features (a storm sky, haze) stay faint instead of being stretched into a stroke lattice
+    # faint features (a storm sky, haze) stay faint instead of being stretched to full strength
     norm_floor: float = 0.0
     # the floors are measured again every this many iterations (0: only at the start): a network left
-    # with fixed floors learns to outgrow them (scales its weights up) and the lattice returns
+    # with fixed floors learns to outgrow them (scales its weights up) and their effect fades
     norm_floor_every: int = 100
     # optimisation
     iterations: int = 2000

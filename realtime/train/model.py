@@ -107,9 +107,9 @@ def set_norm_eps(module: nn.Module, values: list[float]) -> None:
 @torch.no_grad()
 def calibrate_norm_floor(module: nn.Module, crops: torch.Tensor, factor: float) -> list[float]:
     """Instance norm stretches every feature to unit variance, however faint it was: a dark or hazy photo
-    (a storm sky, fog, a smooth wall) has its last percent of contrast blown up to full strength, and the
-    network paints its strokes there as a regular lattice. A floor under the variance leaves faint
-    features faint: each norm's epsilon becomes ``factor`` × the median per-channel variance of its
+    (a storm sky, fog, a smooth wall) has its faint contrast blown up to full strength, and the network
+    paints over it (the validation set's storm sky became a bright band of stroke lattice). A floor under
+    the variance leaves faint features faint: each norm's epsilon becomes ``factor`` × the median per-channel variance of its
     input over ``crops`` (normally exposed training photos, N×3×H×W), each crop in style ``k mod
     styles``, so a far fainter feature than usual is not amplified. The factor must be about 1: a feature
     of relative strength a leaves a norm at a / √(a² + factor), so below 1 every later norm stretches it
@@ -118,8 +118,9 @@ def calibrate_norm_floor(module: nn.Module, crops: torch.Tensor, factor: float) 
     them each later norm's input is weaker than measured and its floor bites harder: usual features come
     out weaker too (about 1/√(n + 1) at the n-th norm, by the same rule), and a network given a floor
     needs fine-tuning with it, which restores them. Measured this way the floors scale with the weights
-    before each norm, so re-measuring during training (the trainer does, ``norm_floor_every``) keeps a
-    network from outgrowing them by scaling its weights up. Returns the floors (also set on the network)."""
+    before each norm, so re-measuring during training (the trainer does, ``norm_floor_every``) makes them
+    follow a network that scales its weights up to outgrow them; stage 3 in stages/multi/README.md kept
+    doing so. Returns the floors (also set on the network)."""
     norms = style_norms(module)
     set_norm_eps(module, [DEFAULT_NORM_EPS] * len(norms))  # measured without floors, so re-measuring is the same rule
     seen: list[list[torch.Tensor]] = [[] for _ in norms]
