@@ -175,9 +175,9 @@ def _read_norm_floors(proto: Any, net: nn.Module) -> None:
     """The norms' variance floors live in the graph, as each InstanceNormalization's epsilon (the
     exporter folds the Python float into the node, not into an initializer); the nodes come in the
     order the network runs them, which is the order of its modules."""
-    from .model import set_norm_eps, style_norms
+    from .model import DEFAULT_NORM_EPS, set_norm_eps, style_norms
 
-    eps = [next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+    eps = [next((a.f for a in node.attribute if a.name == "epsilon"), DEFAULT_NORM_EPS)  # ONNX's own default
            for node in proto.graph.node if node.op_type == "InstanceNormalization"]
     if len(eps) != len(style_norms(net)):
         raise ValueError(f"the graph has {len(eps)} instance norms, the network {len(style_norms(net))}")

@@ -47,11 +47,12 @@ class CondInstanceNorm2d(nn.Module):
         # state dicts carry it; forward reads the Python copy, so no step waits for the device to read it.
         self.register_buffer("eps", torch.tensor(DEFAULT_NORM_EPS))
         self._read_eps()
-        self._register_load_state_dict_pre_hook(self._upgrade_single_style)
+        self._register_load_state_dict_pre_hook(self._upgrade_old_state)
         self.register_load_state_dict_post_hook(lambda module, _keys: module._read_eps())
 
     @staticmethod
-    def _upgrade_single_style(state_dict: dict, prefix: str, *_args) -> None:
+    def _upgrade_old_state(state_dict: dict, prefix: str, *_args) -> None:
+        """State dicts from before conditional norms (C-long weight and bias) or before the floor (no eps)."""
         for key in (prefix + "weight", prefix + "bias"):
             if key in state_dict and state_dict[key].dim() == 1:
                 state_dict[key] = state_dict[key].unsqueeze(0)
