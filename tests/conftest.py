@@ -45,6 +45,12 @@ def _models_env(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REALTIME_MODELS_DIR", str(models_dir))
 
 
+@pytest.fixture(autouse=True)
+def _teacher_cache_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # distillation targets the trainer keeps on disk go to a folder of the test's own, not the user's cache
+    monkeypatch.setenv("REALTIME_TEACHER_CACHE", str(tmp_path_factory.mktemp("teacher_cache")))
+
+
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory):
     """Build synthetic clips on demand, once per session: ``clips("name.mp4", **make_video kwargs)``."""

@@ -347,6 +347,15 @@ def test_multi_style_distillation_takes_each_style_from_the_teacher(multi, train
         assert np.array_equal(np.asarray(trainer.data.targets[k][0]), teacher.stylize([photo])[0])
     assert not np.array_equal(np.asarray(trainer.data.targets[0][0]), np.asarray(trainer.data.targets[1][0]))
     assert trainer.run().iterations == 2
+    # Resumed, the run reads every target back from the disk cache (the teacher is not run again) and
+    # gets the same bytes.
+    lines: list[str] = []
+    resumed = Trainer(_tiny_config(train_data, tmp_path, iterations=3), resume=tmp_path / "student" / "checkpoint.pt",
+                      vgg=load_vgg(random_init=True), progress=lines.append)
+    photos = len(trainer.data.images)
+    assert f"teacher's targets: {2 * photos} read back, 0 computed" in "\n".join(lines)
+    for k in range(2):
+        assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(trainer.data.targets[k], resumed.data.targets[k]))
 
 
 def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_data) -> None:  # noqa: ANN001

@@ -383,6 +383,53 @@ def test_crops_rendered_in_threads_are_the_crops_drawn_in_order(tmp_path):
     assert serial.getstate() == threaded.getstate()
 
 
+def test_distillation_targets_are_kept_on_disk_and_read_back(tmp_path, capsys):
+    """The teacher's targets are computed once: a second dataset (a resumed run, a next stage) reads them
+    back byte for byte; another teacher file, another style, another cached photo size or a damaged file
+    computes afresh, and a cache that cannot be written only warns."""
+    from realtime.train.teacher_cache import CachedTeacher
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        _photo(rng, (90 + 7 * k, 70 + 5 * k)).save(photos / f"p{k}.png")
+    calls = []
+
+    def negative(im):
+        calls.append(im.shape)
+        return (255 - im).astype(np.uint8)
+
+    cache = tmp_path / "cache"
+
+    def dataset(teacher: CachedTeacher, short_side: int = 512) -> CropDataset:
+        return CropDataset(photos, 32, (1.0, 2.0), cache_short_side=short_side, teachers=[teacher])
+
+    first = CachedTeacher(negative, "sha-a", "sea", cache)
+    ds1 = dataset(first)
+    assert (first.hits, first.misses, len(calls)) == (0, 3, 3)
+    again = CachedTeacher(negative, "sha-a", "sea", cache)
+    ds2 = dataset(again)
+    assert (again.hits, again.misses, len(calls)) == (3, 0, 3)
+    for a, b, im in zip(ds1.targets[0], ds2.targets[0], ds1.images):
+        assert np.array_equal(np.asarray(a), np.asarray(b)) and np.array_equal(np.asarray(b), 255 - np.asarray(im))
+    for other in (CachedTeacher(negative, "sha-b", "sea", cache), CachedTeacher(negative, "sha-a", "ink", cache)):
+        dataset(other)
+        assert other.misses == 3
+    smaller = CachedTeacher(negative, "sha-a", "sea", cache)
+    dataset(smaller, short_side=40)  # photos cached at short side 64 (the largest crop scale), not 70-80
+    assert smaller.misses == 3
+    again._path(np.asarray(ds1.images[0])).write_bytes(b"not a png")
+    damaged = CachedTeacher(negative, "sha-a", "sea", cache)
+    dataset(damaged)
+    assert (damaged.hits, damaged.misses) == (2, 1)
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    unwritable = CachedTeacher(negative, "sha-a", "sea", blocked)
+    assert len(dataset(unwritable).targets[0]) == 3 and unwritable.misses == 3
+    assert capsys.readouterr().err.count("cannot keep distillation targets") == 1
+
+
 def test_cli_bad_data_is_one_line_error(data, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "realtime.train.cli", "--style-image", str(data["style"]), "--data", str(tmp_path / "nope"),

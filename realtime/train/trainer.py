@@ -38,6 +38,7 @@ from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .logs import TrainingLog
 from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
 from .model import build_model, calibrate_norm_floor, forward_with_border, has_norm_floor
+from .teacher_cache import CachedTeacher, teacher_cache_dir
 from .vgg import VGG16Features, load_vgg
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -185,13 +186,21 @@ class Trainer:
                     raise DataError(f"the teacher {Path(config.teacher).name} has no style {missing[0]!r}")
                 teachers = [_teacher_in_style(teacher_model, n) for n in names]
             else:
+                names = [""]  # the teacher's one style
                 teachers = [lambda image: teacher_model.stylize([image])[0]]
-            self.progress(f"[{config.name}] computing the teacher's targets ({Path(config.teacher).name}) on the training photos")
+            # kept on disk: a resumed run, or the next stage of a build, reads them back instead
+            sha = file_sha256(config.teacher)
+            teachers = [CachedTeacher(t, sha, n) for t, n in zip(teachers, names)]
+            self.progress(f"[{config.name}] computing the teacher's targets ({Path(config.teacher).name}) on the training photos "
+                          f"(or reading them from {teacher_cache_dir()})")
         # With a teacher the photos are cached at the largest crop scale, so the targets are the
         # teacher's output at the resolution the crops come from.
         cache = int(config.crop * config.scale_max) if teachers else 512
         self.data = CropDataset(config.data, config.crop, (config.scale_min, config.scale_max), cache_short_side=cache,
                                 teachers=teachers)
+        if teachers:
+            hits = sum(t.hits for t in teachers)
+            self.progress(f"[{config.name}] teacher's targets: {hits} read back, {sum(t.misses for t in teachers)} computed")
         # On a GPU a step is shorter than resizing a batch's photos one after another, so the crops of a
         # batch are rendered in threads (the same crops: the random choices are drawn in order first).
         self.crop_pool = ThreadPoolExecutor(min(config.batch, os.cpu_count() or 1), thread_name_prefix="crops") \
