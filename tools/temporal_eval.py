@@ -75,8 +75,10 @@ def load_stylizer(spec: str, tier: str = "full") -> tuple[Callable[[np.ndarray],
     from realtime.stylizer import Stylizer
 
     style = resolve_style(spec, tier)
-    stylizer = Stylizer(style.path, device="auto")
-    return (lambda img: stylizer.stylize([img])[0]), f"{stylizer.info.style_name} ({style.path})"
+    # A style of a multi-style file (``zoo.onnx@the_scream``, or a zoo name that lives in one) is
+    # picked by its mix; without it the stylizer would run the file's default style.
+    stylizer = Stylizer(style.path, device="auto", style=style.mix or None)
+    return (lambda img: stylizer.stylize([img])[0]), f"{style.name} ({style.path})"
 
 
 def vgg_relu3_3() -> Callable[[np.ndarray], np.ndarray] | None:
