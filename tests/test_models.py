@@ -58,6 +58,21 @@ def test_shipped_dir_is_the_trained_package() -> None:
     assert d is not None and (d / "__init__.py").is_file()
 
 
+def test_every_shipped_file_is_package_data() -> None:
+    """A wheel (not only an editable install) carries every shipped model, record and sheet, both tiers:
+    pyproject's package-data globs must match each file under trained/."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["realtime.trained"]
+    shipped = [p.relative_to(root / "trained").as_posix() for p in (root / "trained").rglob("*")
+               if p.is_file() and p.suffix in (".onnx", ".json", ".jpg")]
+    assert any(s.startswith("fast/") for s in shipped)
+    missed = [s for s in shipped if not any(fnmatch.fnmatchcase(s, g) and s.count("/") == g.count("/") for g in globs)]
+    assert not missed, f"not in the wheel: {missed}"
+
+
 def test_list_styles_cli(run_cli, models_dir: Path) -> None:
     code, out, err = run_cli("--list-styles")
     assert code == 0, err
