@@ -206,6 +206,15 @@ def _blend(text: str, styles: dict[str, Style]) -> Style:
     return Style(text, first.path, first.origin, first.tier, mix=text)
 
 
+def slow_tier_note(style: Style, tier: str, device: str) -> str | None:
+    """A one-line note when ``--tier auto`` wanted the fast network for the CPU but the style has only a
+    full-tier model (it then runs the full network there, an order of magnitude slower), else None."""
+    if tier != "auto" or device != "cpu" or style.origin == "file" or style.tier != "full":
+        return None
+    return (f"{style.name} has no fast-tier model: the full network runs on the CPU, about 10x slower "
+            f"(styles with one: {', '.join(s.name for s in list_styles('fast') if s.tier == 'fast') or 'none'})")
+
+
 def resolve_style_for_device(spec: str | os.PathLike[str] | None, tier: str, device: str) -> Style:
     """The style to run on ``device``: ``tier`` auto means fast on the CPU, full on CUDA."""
 

@@ -328,7 +328,7 @@ def restyle_file(
 ) -> RestyleSummary:
     """Restyle ``opts.input`` into ``opts.output``. Raises RealtimeError (one line) on expected failures;
     Ctrl+C becomes ``Interrupted``. On any failure nothing is left under the output name."""
-    from .models import resolve_style_for_device
+    from .models import resolve_style_for_device, slow_tier_note
     from .stylizer import Stylizer
 
     inp, out = Path(opts.input), Path(opts.output)
@@ -357,12 +357,16 @@ def restyle_file(
                 bar.clear()
             warn(msg)
 
+    note = None
     if stylizer is None:
         style = resolve_style_for_device(opts.style, opts.tier, opts.device)
         stylizer = Stylizer(style.path, device=opts.device, threads=opts.threads, lanes=opts.lanes,  # type: ignore[arg-type]
                             style=style.mix or None, precision=opts.precision)
+        note = slow_tier_note(style, opts.tier, stylizer.device)
     if info is not None:
         info(f"{stylizer.describe()}")
+        if note:
+            info(note)
     smoother = smoother_for(opts.smooth, opts.smooth_strength)
 
     t_start = time.perf_counter()
