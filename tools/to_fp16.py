@@ -3,7 +3,7 @@
 ``style`` and ``output`` kept (casts at the edges), metadata as it was. Any consumer of the model
 contract (realtime.modelmeta) runs it as it runs the original; it is half the size.
 
-    python tools/to_fp16.py trained/great_wave.onnx great_wave_fp16.onnx [--overwrite]
+    python tools/to_fp16.py trained/paintings.onnx paintings_fp16.onnx [--overwrite]
 
 ``restyle-video --precision fp16`` does the same conversion at load time (realtime.graph_io.to_fp16),
 so a file is only needed elsewhere (another runtime, a smaller download). fp16 is for GPUs: ONNX
