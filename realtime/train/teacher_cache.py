@@ -2,8 +2,9 @@
 photo with the teacher again.
 
 The teacher's targets are computed before the first step. For a multi-style teacher of the full tier on
-the 2-core build machine that is every photo × every style (63 × 12 at short side 512): over half an
-hour, paid again on each ``--resume`` and by each stage of a staged build. Here each target is kept as
+the 2-core build machine that is every photo × every style (63 × 12 at short side 512): it took 28
+minutes there (sharing the machine with one other job), paid again on each ``--resume`` and by each
+stage of a staged build. Here each target is kept as
 a lossless PNG under ``$REALTIME_TEACHER_CACHE`` (default ``<cache>/teacher_targets``, the cache of
 ``vgg.cache_dir``), keyed by the teacher file's SHA-256, the style and the exact pixels of the photo
 the teacher saw, so a target read back is byte for byte the one computed, and any change of teacher,
