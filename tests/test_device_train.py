@@ -95,3 +95,6 @@ def test_the_newest_stage_is_the_latest_stage_then_the_most_iterations(tool, tmp
     assert tool.newest_stage().name == "joint12_full_stage10_5.pt"  # each stage counts afresh; 10 is after 3
     (folder / "joint12_full_stage10_5.pt").unlink()
     assert tool.newest_stage().name == "joint12_full_stage3_2800.pt"
+    # a fast-tier stage is never the full recipe's start, however far it went
+    torch.save({"model": {}, "config": {"arch": "fast"}, "iteration": 9000}, folder / "fast12_stage4_9000.pt")
+    assert tool.newest_stage().name == "joint12_full_stage3_2800.pt"

@@ -120,7 +120,10 @@ def newest_stage() -> Path | None:
         stage = re.search(r"_stage(\d+)", p.stem)
         return int(stage.group(1)) if stage else 0, int(load_checkpoint(p, "--init")["iteration"])
 
-    stages = sorted((ROOT / "stages" / "multi").glob("*.pt"))
+    def full_tier(p: Path) -> bool:  # the recipe here trains the full network: a fast one is not its start
+        return (load_checkpoint(p, "--init").get("config") or {}).get("arch", "full") == "full"
+
+    stages = [p for p in sorted((ROOT / "stages" / "multi").glob("*.pt")) if full_tier(p)]
     return max(stages, key=order) if stages else None
 
 
