@@ -306,14 +306,10 @@ def test_shipped_fast_styles_have_full_twins_and_the_default_has_both() -> None:
     A model file may hold several styles: its record lists them, its metadata names them. (The full tier
     holds styles the fast tier does not have yet: they run the full network, and say so.)"""
     onnx = pytest.importorskip("onnx")
-    from realtime.models import styles_in_record
-
     shipped = REPO / "trained"
-
-    def styles(folder: Path) -> dict[str, Path]:
-        return {name: p for p in sorted(folder.glob("*.onnx")) for name in (styles_in_record(p) or [p.stem])}
-
-    full, fast = styles(shipped), styles(shipped / "fast")
+    found = models._scan(shipped, "shipped")  # how the zoo reads a folder: (name, tier) -> Style
+    full = {name: style.path for (name, tier), style in found.items() if tier == "full"}
+    fast = {name: style.path for (name, tier), style in found.items() if tier == "fast"}
     assert fast and set(fast) <= set(full)
     default = json.loads((shipped / "zoo.json").read_text())["default"]
     assert default in fast and default in full

@@ -116,15 +116,14 @@ def newest_stage() -> Path | None:
     counts its iterations afresh), then the most iterations (a clone's file times say nothing)."""
     from realtime.train.trainer import load_checkpoint
 
-    def order(p: Path) -> tuple[int, int]:
+    def order(p: Path, checkpoint: dict) -> tuple[int, int]:
         stage = re.search(r"_stage(\d+)", p.stem)
-        return int(stage.group(1)) if stage else 0, int(load_checkpoint(p, "--init")["iteration"])
+        return int(stage.group(1)) if stage else 0, int(checkpoint["iteration"])
 
-    def full_tier(p: Path) -> bool:  # the recipe here trains the full network: a fast one is not its start
-        return (load_checkpoint(p, "--init").get("config") or {}).get("arch", "full") == "full"
-
-    stages = [p for p in sorted((ROOT / "stages" / "multi").glob("*.pt")) if full_tier(p)]
-    return max(stages, key=order) if stages else None
+    # each file read once; the recipe here trains the full network, so a fast-tier stage is not its start
+    stages = [(p, load_checkpoint(p, "--init")) for p in sorted((ROOT / "stages" / "multi").glob("*.pt"))]
+    stages = [(p, c) for p, c in stages if (c.get("config") or {}).get("arch", "full") == "full"]
+    return max(stages, key=lambda pc: order(*pc))[0] if stages else None
 
 
 def slim_checkpoint(checkpoint: Path, target: Path, out_folder: str = "runs") -> dict:
