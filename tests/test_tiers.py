@@ -304,7 +304,7 @@ def test_shipped_fast_styles_have_full_twins_and_the_default_has_both() -> None:
     """Every shipped fast-tier style has a full-tier twin, the default style has both (so the README's
     first command runs the fast network on the CPU), and the fast files' metadata and records say fast.
     A model file may hold several styles: its record lists them, its metadata names them. (The full tier
-    holds styles the fast tier does not have yet: they run the full network, and say so.)"""
+    may hold styles the fast tier lacks, e.g. one added with --add-style: they run the full network, and say so.)"""
     onnx = pytest.importorskip("onnx")
     shipped = REPO / "trained"
     found = models._scan(shipped, "shipped")  # how the zoo reads a folder: (name, tier) -> Style
