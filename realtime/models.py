@@ -180,7 +180,7 @@ def resolve_style(spec: str | os.PathLike[str] | None, tier: str = "full") -> St
             raise ModelError(f"model file {file_part} does not exist")
         if not path.is_file():
             raise ModelError(f"model path {file_part} is not a file")
-        return Style(mix or path.stem, path, "file", "fast" if path.parent.name == "fast" else "full", mix=mix)
+        return Style(mix or path.stem, path, "file", _file_tier(path), mix=mix)
     styles = {s.name: s for s in list_styles(tier)}
     if text in styles:
         return styles[text]
@@ -188,6 +188,18 @@ def resolve_style(spec: str | os.PathLike[str] | None, tier: str = "full") -> St
         return _blend(text, styles)
     known = ", ".join(styles) if styles else "none installed"
     raise ModelError(f"unknown style {text!r} (available: {known})")
+
+
+def _file_tier(path: Path) -> str:
+    """A model file's tier as its training record beside it says (a run folder is not named after its
+    tier), else by its folder, as trained/ keeps them (``fast/``)."""
+    try:
+        tier = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("tier")
+    except (OSError, ValueError, AttributeError):
+        tier = None
+    if tier in ("full", "fast"):
+        return tier
+    return "fast" if path.parent.name == "fast" else "full"
 
 
 def _blend(text: str, styles: dict[str, Style]) -> Style:

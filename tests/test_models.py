@@ -29,6 +29,20 @@ def test_path_to_onnx_file(tiny_model: Path, tmp_path: Path) -> None:
         models.resolve_style(str(tmp_path / "nope.onnx"))
 
 
+def test_a_files_tier_is_its_records_else_its_folders(tiny_model: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "net.onnx"
+    model.write_bytes(tiny_model.read_bytes())
+    assert models.resolve_style(str(model)).tier == "full"  # no record, folder not named fast
+    model.with_suffix(".json").write_text(json.dumps({"name": "net", "tier": "fast"}))
+    assert models.resolve_style(f"{model}@net").tier == "fast"
+    fast = tmp_path / "fast"
+    fast.mkdir()
+    (fast / "net.onnx").write_bytes(tiny_model.read_bytes())
+    assert models.resolve_style(str(fast / "net.onnx")).tier == "fast"
+
+
 def test_unknown_style_lists_what_exists() -> None:
     with pytest.raises(ModelError, match="unknown style 'van_gogh_42'.*tiny"):
         models.resolve_style("van_gogh_42")

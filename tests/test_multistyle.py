@@ -234,6 +234,35 @@ def test_joint_training_draws_a_style_per_crop_and_exports_every_style(train_dat
     assert again.iteration == 4 and again.style_names == ["paint0", "paint1"]
 
 
+def test_style_emphasis_weighs_each_crops_style_term_by_its_painting(train_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """style_emphasis multiplies the style term of the crops drawn in the named painting, only those."""
+    from realtime.errors import DataError
+    from realtime.train.losses import STYLE_LAYERS, style_loss
+    from realtime.train.trainer import Trainer
+    from realtime.train.vgg import load_vgg
+
+    torch.manual_seed(0)
+    feats = {n: torch.randn(3, 4, 6, 6) for n in STYLE_LAYERS}
+    targets = {n: torch.randn(3, 4, 4) for n in STYLE_LAYERS}
+    layers = {n: 1.0 for n in STYLE_LAYERS}
+    plain = style_loss(feats, targets, layers)
+    assert torch.allclose(style_loss(feats, targets, layers, torch.ones(3)), plain)
+    # only the first crop, weighed 3: three times its own share of the batch mean
+    first = style_loss({n: f[:1] for n, f in feats.items()}, {n: t[:1] for n, t in targets.items()}, layers)
+    assert torch.allclose(style_loss(feats, targets, layers, torch.tensor([3.0, 0.0, 0.0])), first)
+
+    styles = [str(p) for p in train_data["styles"][:2]]
+    vgg = load_vgg(random_init=True)
+    trainer = Trainer(_tiny_config(train_data, tmp_path, name="emph", styles=styles, style_emphasis={"paint1": 4.0}),
+                      vgg=vgg, progress=lambda s: None)
+    assert trainer._emphasis([0, 1, 1]).tolist() == [1.0, 4.0, 4.0]
+    assert Trainer(_tiny_config(train_data, tmp_path, name="flat", styles=styles), vgg=vgg,
+                   progress=lambda s: None)._emphasis([0, 1]) is None
+    for bad, reason in (({"paint9": 2.0}, "does not learn: paint9"), ({"paint0": 0.0}, "must be positive")):
+        with pytest.raises(DataError, match=reason):
+            _tiny_config(train_data, tmp_path, styles=styles, style_emphasis=bad).validate()
+
+
 def test_add_style_learns_one_style_and_leaves_the_others_bit_exact(multi, train_data, tmp_path: Path) -> None:  # noqa: ANN001
     import onnxruntime as ort
 

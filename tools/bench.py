@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                 if style.tier != tier:
                     print(f"warning: {style.name} has no {tier} tier; measuring {style.path}", file=sys.stderr)
             models = {t: s.path for t, s in styles.items()}
-        mixes = {t: "" for t in models}
+        # a style inside a multi-style file runs as that style, not as the file's first
+        mixes = {t: ("" if args.stand_in else styles[t].mix) for t in models}
         for spec in args.models:
             try:
                 style = resolve_style(spec)

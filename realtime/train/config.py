@@ -58,6 +58,9 @@ class TrainConfig:
     tv_weight: float = 1e1
     content_layers: list[str] = field(default_factory=lambda: ["relu2_2"])
     style_layer_weights: dict[str, float] = field(default_factory=lambda: {n: 1.0 for n in STYLE_LAYERS})
+    # a multi-style run's style weight per painting, as a factor on style_weight (by name; unnamed: 1):
+    # one style weight cannot suit twelve paintings, some stay far from theirs while others are close
+    style_emphasis: dict[str, float] = field(default_factory=dict)
     temporal_weight: float = 0.0  # > 0 enables the flow-warp consistency loss (Wang et al. 2020)
     # distillation: an ONNX model (usually the full tier of the same style) whose output on each
     # training photo the network must reproduce (L1 on pixels and on image gradients)
@@ -128,6 +131,11 @@ class TrainConfig:
             raise DataError(f"residual_norm false is a setting of the fast arch, not {self.arch!r}")
         if self.distill_weight > 0 and not (self.teacher and Path(self.teacher).is_file()):
             raise DataError(f"distillation needs a teacher model file (--teacher), got {self.teacher or '(none)'}")
+        unknown_styles = sorted(set(self.style_emphasis) - set(self.style_names()))
+        if unknown_styles:
+            raise DataError(f"style_emphasis names a style this run does not learn: {', '.join(unknown_styles)}")
+        if any(not (v > 0) for v in self.style_emphasis.values()):
+            raise DataError("style_emphasis factors must be positive")
         if self.init and not Path(self.init).is_file():
             raise DataError(f"--init checkpoint not found: {self.init}")
         if self.precision not in ("auto", "fp32", "bf16", "amp"):

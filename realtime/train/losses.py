@@ -23,13 +23,22 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
 
 def style_loss(
-    features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float],
+    sample_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Σ_l w_l · mean((G_l(y) − G_l(style))²); target grams are 1×C×C and broadcast over the batch."""
+    """Σ_l w_l · mean((G_l(y) − G_l(style))²); target grams are 1×C×C (broadcast over the batch) or one
+    per crop. ``sample_weights`` (one per crop, mean 1 keeps the scale) weighs each crop's term, so a
+    multi-style run can push some paintings harder than others."""
     total = torch.zeros((), device=next(iter(features.values())).device)
     for name, weight in layer_weights.items():
         g = gram(features[name])
-        total = total + weight * F.mse_loss(g, target_grams[name].expand_as(g))
+        if sample_weights is None:
+            total = total + weight * F.mse_loss(g, target_grams[name].expand_as(g))
+        else:
+            per_crop = ((g.float() - target_grams[name].expand_as(g).float()) ** 2).mean(dim=(1, 2))
+            total = total + weight * (per_crop * sample_weights.to(per_crop)).mean()
     return total
 
 

@@ -351,6 +351,14 @@ class Trainer:
         targets = {k: torch.cat([self.style_grams_all[i][k] for i in picks]) for k in self.style_grams}
         return onehot, targets, picks
 
+    def _emphasis(self, picks: list[int] | None) -> torch.Tensor | None:
+        """Each crop's factor on the style weight (config.style_emphasis), None when every one is 1."""
+        emphasis = self.config.style_emphasis
+        if not emphasis or picks is None:
+            return None
+        names = self.config.style_names()
+        return torch.tensor([emphasis.get(names[i], 1.0) for i in picks], device=self.device)
+
     def _load_val(self) -> list[tuple[str, torch.Tensor]]:
         if not self.config.val or not Path(self.config.val).is_dir():
             return []
@@ -379,7 +387,7 @@ class Trainer:
                 with torch.no_grad():
                     fx = self.vgg(x, c.content_layers)
                 l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
-                l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights)
+                l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights, self._emphasis(picks))
             l_tv = c.tv_weight * total_variation(y.float())
             if c.distill_weight > 0:
                 l_distill = c.distill_weight * distill_loss(y.float(), target)
