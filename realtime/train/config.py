@@ -59,7 +59,8 @@ class TrainConfig:
     content_layers: list[str] = field(default_factory=lambda: ["relu2_2"])
     style_layer_weights: dict[str, float] = field(default_factory=lambda: {n: 1.0 for n in STYLE_LAYERS})
     # a multi-style run's style weight per painting, as a factor on style_weight (by name; unnamed: 1):
-    # one style weight cannot suit twelve paintings, some stay far from theirs while others are close
+    # one style weight cannot suit twelve paintings, some stay far from theirs while others are close.
+    # The temporal term of the painting's crops takes the same factor, so stronger strokes stay as steady.
     style_emphasis: dict[str, float] = field(default_factory=dict)
     temporal_weight: float = 0.0  # > 0 enables the flow-warp consistency loss (Wang et al. 2020)
     # distillation: an ONNX model (usually the full tier of the same style) whose output on each

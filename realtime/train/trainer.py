@@ -378,6 +378,7 @@ class Trainer:
         xt = self.data.batch(self.rng, c.batch, picks, self.crop_pool).to(self.device, non_blocking=True)
         x, target = xt[:, :3], xt[:, 3:]
         zero = torch.zeros((), device=self.device)
+        emphasis = self._emphasis(picks)
         with _autocast(self.precision, self.device):
             y = self.net(x, style)
             l_content, l_style, l_distill = zero, zero, zero
@@ -387,7 +388,7 @@ class Trainer:
                 with torch.no_grad():
                     fx = self.vgg(x, c.content_layers)
                 l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
-                l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights, self._emphasis(picks))
+                l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights, emphasis)
             l_tv = c.tv_weight * total_variation(y.float())
             if c.distill_weight > 0:
                 l_distill = c.distill_weight * distill_loss(y.float(), target)
@@ -399,7 +400,10 @@ class Trainer:
                 flow = random_smooth_flow(x.shape[0], x.shape[2], x.shape[3], magnitude=2.0).to(self.device)
                 xw = (warp(x, flow) + 0.01 * torch.randn_like(x)).clamp(0, 1)
                 yw = self.net(xw, style)
-                l_temporal = c.temporal_weight * F.mse_loss(yw.float(), warp(y.float(), flow).detach())
+                # an emphasised painting's crops weigh as much more here as in the style term: its
+                # stronger strokes must stay as steady (the balance is taken from content alone)
+                per_crop = ((yw.float() - warp(y.float(), flow).detach()) ** 2).mean(dim=(1, 2, 3))
+                l_temporal = c.temporal_weight * (per_crop if emphasis is None else per_crop * emphasis).mean()
                 total = total + l_temporal
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
