@@ -259,18 +259,22 @@ def test_style_emphasis_weighs_each_crops_style_term_by_its_painting(train_data,
     assert Trainer(_tiny_config(train_data, tmp_path, name="flat", styles=styles), vgg=vgg,
                    progress=lambda s: None)._emphasis([0, 1]) is None
     # the same first step, every painting emphasised 2x: style and temporal terms double, content does not
+    # (style_emphasis_temporal false: the style term alone)
     losses = []
-    for emphasis in ({}, {"paint0": 2.0, "paint1": 2.0}):
+    for i, (emphasis, temporal) in enumerate((({}, True), ({"paint0": 2.0, "paint1": 2.0}, True),
+                                              ({"paint0": 2.0, "paint1": 2.0}, False))):
         torch.manual_seed(1)
-        t = Trainer(_tiny_config(train_data, tmp_path, name=f"twice{len(emphasis)}", styles=styles, temporal_weight=1e3,
-                                 style_emphasis=emphasis), vgg=vgg, progress=lambda s: None)
+        t = Trainer(_tiny_config(train_data, tmp_path, name=f"twice{i}", styles=styles, temporal_weight=1e3,
+                                 style_emphasis=emphasis, style_emphasis_temporal=temporal), vgg=vgg, progress=lambda s: None)
         torch.manual_seed(2)
         losses.append({k: float(v) for k, v in t.step().items()})
         t.close()
-    plain, doubled = losses
+    plain, doubled, style_only = losses
     assert doubled["content"] == pytest.approx(plain["content"], rel=1e-5) and plain["temporal"] > 0
     assert doubled["style"] == pytest.approx(2 * plain["style"], rel=1e-4)
     assert doubled["temporal"] == pytest.approx(2 * plain["temporal"], rel=1e-4)
+    assert style_only["style"] == pytest.approx(2 * plain["style"], rel=1e-4)
+    assert style_only["temporal"] == pytest.approx(plain["temporal"], rel=1e-4)
     for bad, reason in (({"paint9": 2.0}, "does not learn: paint9"), ({"paint0": 0.0}, "must be positive")):
         with pytest.raises(DataError, match=reason):
             _tiny_config(train_data, tmp_path, styles=styles, style_emphasis=bad).validate()

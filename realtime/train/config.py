@@ -60,8 +60,10 @@ class TrainConfig:
     style_layer_weights: dict[str, float] = field(default_factory=lambda: {n: 1.0 for n in STYLE_LAYERS})
     # a multi-style run's style weight per painting, as a factor on style_weight (by name; unnamed: 1):
     # one style weight cannot suit twelve paintings, some stay far from theirs while others are close.
-    # The temporal term of the painting's crops takes the same factor, so stronger strokes stay as steady.
+    # The temporal term of the painting's crops takes the same factor, so stronger strokes stay as steady
+    # (style_emphasis_temporal false: the style term alone, as the shipped models' first such stages ran).
     style_emphasis: dict[str, float] = field(default_factory=dict)
+    style_emphasis_temporal: bool = True
     temporal_weight: float = 0.0  # > 0 enables the flow-warp consistency loss (Wang et al. 2020)
     # distillation: an ONNX model (usually the full tier of the same style) whose output on each
     # training photo the network must reproduce (L1 on pixels and on image gradients)

@@ -402,7 +402,9 @@ class Trainer:
                 # an emphasised painting's crops weigh as much more here as in the style term: its
                 # stronger strokes must stay as steady (the balance is taken from content alone)
                 per_crop = ((yw.float() - warp(y.float(), flow).detach()) ** 2).mean(dim=(1, 2, 3))
-                l_temporal = c.temporal_weight * (per_crop if emphasis is None else per_crop * emphasis).mean()
+                if emphasis is not None and c.style_emphasis_temporal:
+                    per_crop = per_crop * emphasis
+                l_temporal = c.temporal_weight * per_crop.mean()
                 total = total + l_temporal
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
