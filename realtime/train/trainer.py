@@ -351,7 +351,8 @@ class Trainer:
         return onehot, targets, picks
 
     def _emphasis(self, picks: list[int] | None) -> torch.Tensor | None:
-        """Each crop's factor on the style weight (config.style_emphasis), None when every one is 1."""
+        """Each crop's factor on the style weight (config.style_emphasis); None when the run sets none or
+        learns one style (no picks)."""
         emphasis = self.config.style_emphasis
         if not emphasis or picks is None:
             return None
