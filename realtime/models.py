@@ -76,13 +76,20 @@ def extra_dir() -> Path | None:
     return path
 
 
+def read_record(model: Path) -> dict:
+    """The training record beside a model file (``MODEL.json``), ``{}`` where there is none readable."""
+    try:
+        record = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def styles_in_record(model: Path) -> list[str]:
     """The style names a model's training record lists (``[]`` for a single-style record or none)."""
-    record = model.with_suffix(".json")
     try:
-        entries = json.loads(record.read_text(encoding="utf-8")).get("styles") or []
-        names = [str(e["name"]) for e in entries]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        names = [str(e["name"]) for e in read_record(model).get("styles") or []]
+    except (KeyError, TypeError):
         return []
     return names if len(names) > 1 else []
 
@@ -193,10 +200,7 @@ def resolve_style(spec: str | os.PathLike[str] | None, tier: str = "full") -> St
 def _file_tier(path: Path) -> str:
     """A model file's tier as its training record beside it says (a run folder is not named after its
     tier), else by its folder, as trained/ keeps them (``fast/``)."""
-    try:
-        tier = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("tier")
-    except (OSError, ValueError, AttributeError):
-        tier = None
+    tier = read_record(path).get("tier")
     if tier in ("full", "fast"):
         return tier
     return "fast" if path.parent.name == "fast" else "full"

@@ -23,7 +23,7 @@ PROG = "restyle-train"
 ADD_STYLE_ITERATIONS = 800
 
 
-def _layer_weights(text: str) -> dict[str, float]:
+def _name_weights(text: str) -> dict[str, float]:
     out = {}
     for part in text.split(","):
         name, _, weight = part.partition("=")
@@ -73,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm-floor-every", type=int, metavar="N",
                    help="measure the floors again every N iterations (default 100; 0: only at the start)")
     g.add_argument("--content-layers", type=lambda s: [x.strip() for x in s.split(",")], help="e.g. relu2_2")
-    g.add_argument("--style-layer-weights", "--style-layers", type=_layer_weights,
+    g.add_argument("--style-layer-weights", "--style-layers", type=_name_weights,
                    help="e.g. relu1_2=1,relu2_2=1,relu3_3=1,relu4_3=1 (a name alone weighs 1)")
-    g.add_argument("--style-emphasis", type=_layer_weights, metavar="NAME=FACTOR,...",
+    g.add_argument("--style-emphasis", type=_name_weights, metavar="NAME=FACTOR,...",
                    help="a multi-style run's style weight per painting, as a factor (e.g. composition_viii=2)")
     g.add_argument("--teacher", help="ONNX model to distil from (its output on each photo is the target)")
     g.add_argument("--distill-weight", type=float, help="> 0 enables distillation from --teacher")

@@ -33,12 +33,11 @@ def style_loss(
     multi-style run can push some paintings harder than others."""
     total = torch.zeros((), device=next(iter(features.values())).device)
     for name, weight in layer_weights.items():
-        g = gram(features[name])
-        if sample_weights is None:
-            total = total + weight * F.mse_loss(g, target_grams[name].expand_as(g))
-        else:
-            per_crop = ((g.float() - target_grams[name].expand_as(g).float()) ** 2).mean(dim=(1, 2))
-            total = total + weight * (per_crop * sample_weights.to(per_crop)).mean()
+        g = gram(features[name]).float()
+        per_crop = ((g - target_grams[name].float()) ** 2).mean(dim=(1, 2))
+        if sample_weights is not None:
+            per_crop = per_crop * sample_weights.to(per_crop)
+        total = total + weight * per_crop.mean()
     return total
 
 

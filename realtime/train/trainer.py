@@ -270,6 +270,10 @@ class Trainer:
         if self.distributed:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.val_images = self._load_val()
+        # each of this run's styles' factor on the style weight, looked up per crop (config.style_emphasis)
+        emphasis = self.config.style_emphasis
+        self._emphasis_factors = torch.tensor([emphasis.get(n, 1.0) for n in self.config.style_names()],
+                                              device=self.device) if emphasis else None
 
     # ------------------------------------------------------------------------------------------------
     def _load_init(self, config: TrainConfig) -> None:
@@ -353,11 +357,9 @@ class Trainer:
     def _emphasis(self, picks: list[int] | None) -> torch.Tensor | None:
         """Each crop's factor on the style weight (config.style_emphasis); None when the run sets none or
         learns one style (no picks)."""
-        emphasis = self.config.style_emphasis
-        if not emphasis or picks is None:
+        if picks is None or self._emphasis_factors is None:
             return None
-        names = self.config.style_names()
-        return torch.tensor([emphasis.get(names[i], 1.0) for i in picks], device=self.device)
+        return self._emphasis_factors[torch.tensor(picks, device=self.device)]
 
     def _load_val(self) -> list[tuple[str, torch.Tensor]]:
         if not self.config.val or not Path(self.config.val).is_dir():
