@@ -408,11 +408,43 @@ def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_dat
     """A style added to a model is trained with the loss balance and crops the model was trained with."""
     from realtime.train.cli import build_parser, config_from_args
 
-    settings = {**SETTINGS, "content_weight": 7e5, "crop": 48, "style_size": 200, "data": "/elsewhere"}
+    settings = {**SETTINGS, "content_weight": 7e5, "crop": 48, "style_size": 200, "data": "/elsewhere",
+                "lattice_weight": 3e9}
     model = _export(_multi_net(styles=2), tmp_path / "two.onnx", ["ink", "sun"], settings)
     argv = ["--add-style", str(train_data["styles"][0]), "--to", str(model), "--data", str(train_data["photos"])]
     config = config_from_args(build_parser().parse_args(argv))
-    assert (config.content_weight, config.crop, config.style_size) == (7e5, 48, 200)
+    assert (config.content_weight, config.crop, config.style_size, config.lattice_weight) == (7e5, 48, 200, 3e9)
     assert config.data == str(train_data["photos"]) and config.iterations == 800
     config = config_from_args(build_parser().parse_args([*argv, "--crop", "64", "--iterations", "5"]))
     assert (config.crop, config.iterations, config.content_weight) == (64, 5, 7e5)
+
+
+def test_lattice_weight_adds_the_grid_penalty_to_the_step_only_when_set(train_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """--lattice-weight: the step's total gains the stride-grid penalty (losses.lattice_loss of the output,
+    times the weight) and the loss table a "lattice" column; without it the table keeps its columns."""
+    from realtime.train.cli import build_parser, config_from_args
+    from realtime.train.losses import lattice_loss
+    from realtime.train.trainer import Trainer
+    from realtime.train.vgg import load_vgg
+
+    vgg = load_vgg(random_init=True)
+    styles = [str(p) for p in train_data["styles"][:2]]
+    plain = Trainer(_tiny_config(train_data, tmp_path, name="plain", styles=styles), vgg=vgg, progress=lambda s: None)
+    assert "lattice" not in plain.step()
+    plain.close()
+    trainer = Trainer(_tiny_config(train_data, tmp_path, name="grid", styles=styles, lattice_weight=1e6), vgg=vgg,
+                      progress=lambda s: None)
+    seen: list[torch.Tensor] = []
+    forward = trainer.net.forward
+    trainer.net.forward = lambda x, style=None: seen.append(forward(x, style)) or seen[-1]  # the step's output
+    losses = {k: float(v) for k, v in trainer.step().items()}
+    assert losses["lattice"] == pytest.approx(1e6 * float(lattice_loss(seen[0].detach().float())), rel=1e-4)
+    assert losses["lattice"] > 0
+    parts = sum(losses[k] for k in ("content", "style", "tv", "lattice", "distill", "temporal"))
+    assert losses["total"] == pytest.approx(parts, rel=1e-5)
+    trainer.net.forward = forward
+    trainer.run()  # the loss table and curves take the column
+    assert "lattice" in (tmp_path / "grid" / "losses.csv").read_text().splitlines()[0].split(",")
+    trainer.close()
+    args = build_parser().parse_args(["--styles", *styles, "--data", str(train_data["photos"]), "--lattice-weight", "2e9"])
+    assert config_from_args(args).lattice_weight == 2e9

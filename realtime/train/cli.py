@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--style-weight", type=float)
     g.add_argument("--tv-weight", type=float)
     g.add_argument("--temporal-weight", type=float, help="> 0 adds the flow-warp temporal consistency loss")
+    g.add_argument("--lattice-weight", type=float,
+                   help="> 0 penalises a 4-pixel grid locked to the network's stride (a fine hatch on flat areas)")
     g.add_argument("--norm-floor", type=float, metavar="K",
                    help="floor under every instance norm's variance: K × its median on training crops, set when the "
                         "network has none yet and measured again as it trains (1 keeps a dark photo's own tones instead "
@@ -91,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 # The settings a style added to a model takes from the model's own training (its loss balance and
 # crops), unless given on the command line.
 RECIPE_KEYS = ("batch", "crop", "scale_min", "scale_max", "lr", "precision", "style_size", "content_weight", "style_weight",
-               "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "seed")
+               "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "lattice_weight", "seed")
 
 
 def recipe_of(model: str) -> dict:

@@ -65,6 +65,8 @@ class TrainConfig:
     style_emphasis: dict[str, float] = field(default_factory=dict)
     style_emphasis_temporal: bool = True
     temporal_weight: float = 0.0  # > 0 enables the flow-warp consistency loss (Wang et al. 2020)
+    # > 0 penalises the 4-pixel grid locked to the network's stride (losses.lattice_loss)
+    lattice_weight: float = 0.0
     # distillation: an ONNX model (usually the full tier of the same style) whose output on each
     # training photo the network must reproduce (L1 on pixels and on image gradients)
     teacher: str = ""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
-from .losses import EVAL_CONTENT_LAYER, STYLE_LAYERS, gram, target_grams
+from .losses import EVAL_CONTENT_LAYER, STYLE_LAYERS, gram, lattice_share, target_grams
 
 EVAL_LONG_SIDE = 512
 
@@ -49,8 +49,9 @@ def _distances(feats_y: dict[str, torch.Tensor], feats_x: dict[str, torch.Tensor
 @torch.no_grad()
 def evaluate_photos(vgg: torch.nn.Module, stylize: Method, photos: Sequence[str | Path],
                     style_grams: dict[str, torch.Tensor], long_side: int = EVAL_LONG_SIDE) -> list[dict[str, float | str]]:
-    """Per photo: style distance of ``stylize(x)`` to the style image, content distance to ``x``, and the
-    seconds ``stylize`` took."""
+    """Per photo: style distance of ``stylize(x)`` to the style image, content distance to ``x``, its
+    grid share (losses.lattice_share: how much of it is a 4-pixel pattern locked to the pixel grid) and
+    the seconds ``stylize`` took."""
     return evaluate_styles(vgg, {"": (stylize, style_grams)}, photos, long_side)[""]
 
 
@@ -71,16 +72,17 @@ def evaluate_styles(vgg: torch.nn.Module, methods: dict[Any, tuple[Method, dict[
             feats_y = feats_x if out is x else vgg(out.float().clamp(0, 1), layers)  # the input row: x itself
             style, content = _distances(feats_y, feats_x, grams)
             rows[name].append({"photo": Path(path).name, "style_distance": style, "content_distance": content,
-                               "seconds": seconds})
+                               "grid": lattice_share(out.float().clamp(0, 1)), "seconds": seconds})
     return rows
 
 
 def summarise(rows: Sequence[dict[str, float | str]]) -> dict[str, float]:
     """Means over photos of ``evaluate_photos`` rows (NaN when there are none)."""
     if not rows:
-        return {"style_distance": float("nan"), "content_distance": float("nan"), "seconds": float("nan"), "photos": 0}
-    mean = lambda key: float(np.mean([float(r[key]) for r in rows]))  # noqa: E731
-    return {"style_distance": mean("style_distance"), "content_distance": mean("content_distance"),
+        return {"style_distance": float("nan"), "content_distance": float("nan"), "grid": float("nan"),
+                "seconds": float("nan"), "photos": 0}
+    mean = lambda key: float(np.mean([float(r.get(key, float("nan"))) for r in rows]))  # noqa: E731
+    return {"style_distance": mean("style_distance"), "content_distance": mean("content_distance"), "grid": mean("grid"),
             "seconds": mean("seconds"), "photos": len(rows)}
 
 

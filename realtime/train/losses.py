@@ -52,6 +52,69 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dh + dw
 
 
+# Both tiers downsample twice by 2, so their output can carry a pattern that repeats every 4 pixels,
+# locked to the network's grid rather than to the picture: the spectral images of the quarter-resolution
+# features that nearest upsampling lets through. The Gram style loss rewards it (it is high-frequency
+# energy the paintings have), and on flat or dark areas it shows as a fine diamond hatch, coarser once
+# the runtime upscales the output (measured in the README: "Grid").
+LATTICE_PERIOD = 4
+# Measured per 64×64 tile: the pattern's strength varies across a picture, and a tile of 16×16 phases
+# keeps a photo's own fine detail out of the measure (on 2 validation photos at 384 px the share is
+# 0.013-0.019 per 16-px tile, 0.0002-0.0005 per 64-px tile; the great_wave outputs of both tiers
+# 0.037-0.050 and 0.013-0.018, the_scream's fast 0.004-0.005 and 0.0002-0.0003).
+LATTICE_TILE = 64
+
+
+def stride_lattice(images: torch.Tensor, period: int = LATTICE_PERIOD, tile: int = LATTICE_TILE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: the mean energy of the part of each tile that repeats every ``period`` pixels (the mean
+    over the tile of each of the period×period pixel phases, less the tile's mean), and the tiles' own
+    variance, both per pixel and channel. Their ratio is the share of the picture's local variation that
+    is a grid locked to the pixel phase: 1 for a pure 4-pixel pattern, 1/256 for white noise (a tile has
+    256 pixels of each phase), below 0.001 for a photo. The image is cut to whole tiles from its top-left
+    corner, where the network's grid starts."""
+    n, c, h, w = images.shape
+    if h < tile or w < tile or tile % period:
+        raise ValueError(f"stride_lattice needs at least one {tile}x{tile} tile of whole {period}-pixel periods (got {h}x{w})")
+    k, rows, cols = tile // period, h // tile, w // tile
+    x = images.float()
+    # A smooth ramp across a tile also differs from phase to phase (column 3 lies right of column 0), so
+    # the phases are compared in the picture less its local mean over [1 2 2 2 1]/8 in each direction:
+    # that filter passes straight ramps and has zeros at every multiple of 1/4 cycle a pixel, so the
+    # difference keeps the whole period-4 pattern and drops the ramps.
+    detail = x - F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), _quarter_mean(c, x), groups=c)
+
+    def tiles(t: torch.Tensor) -> torch.Tensor:
+        return t[:, :, :rows * tile, :cols * tile].reshape(n, c, rows, k, period, cols, k, period)
+
+    phase = tiles(detail).mean(dim=(3, 6))  # n, c, tile row, phase row, tile column, phase column
+    lattice = ((phase - phase.mean(dim=(3, 5), keepdim=True)) ** 2).mean(dim=(1, 2, 3, 4, 5))
+    y = tiles(x)
+    variance = ((y - y.mean(dim=(3, 4, 6, 7), keepdim=True)) ** 2).mean(dim=(1, 2, 3, 4, 5, 6, 7))
+    return lattice, variance
+
+
+def _quarter_mean(channels: int, like: torch.Tensor) -> torch.Tensor:
+    taps = torch.tensor([1.0, 2.0, 2.0, 2.0, 1.0], dtype=like.dtype, device=like.device) / 8
+    return torch.outer(taps, taps).expand(channels, 1, 5, 5)
+
+
+def lattice_loss(images: torch.Tensor) -> torch.Tensor:
+    """The training penalty on that grid: its energy (``stride_lattice``), mean over the batch, in [0, 1]
+    pixel units squared. Absolute, not the share: a share could be lowered by painting more texture.
+    Crops smaller than a tile are measured as one tile."""
+    tile = min(LATTICE_TILE, min(images.shape[-2:]) // LATTICE_PERIOD * LATTICE_PERIOD)
+    return stride_lattice(images, tile=tile)[0].mean()
+
+
+def lattice_share(image: torch.Tensor) -> float:
+    """The evaluation measure: the grid's energy ÷ the local variance, over the whole batch (NaN for a
+    picture smaller than a tile)."""
+    if min(image.shape[-2:]) < LATTICE_TILE:
+        return float("nan")
+    lattice, variance = stride_lattice(image)
+    return float(lattice.sum() / variance.sum().clamp_min(1e-12))
+
+
 @torch.no_grad()
 def style_distance(vgg: torch.nn.Module, image: torch.Tensor, style_grams: Mapping[str, torch.Tensor]) -> float:
     """DESIGN.md's style distance for one image: Σ over relu1_2..relu4_3 of mean squared Gram difference."""

@@ -317,7 +317,11 @@ class FastTransformNet(StyledNetwork):
     with the Gram-matrix style loss it painted a regular 4-pixel grid over flat areas, because every
     sub-pixel position had its own kernel and the style loss rewards that high-frequency energy. Nearest
     upsampling followed by one shared convolution cannot make a position-dependent pattern (Odena et
-    al. 2016): a constant image stays constant (tests/test_tiers.py).
+    al. 2016): a constant image stays constant (tests/test_tiers.py). On a picture that is not constant
+    a fainter 4-pixel grid remains possible, in both tiers: nearest upsampling passes the spectral images
+    of the quarter-resolution features at every multiple of 1/4 cycle a pixel, and the style loss keeps
+    them. The shipped great_wave and composition_viii drew one over flat areas; ``lattice_weight``
+    (losses.lattice_loss) trains it away.
 
     ``residual_norm=False`` drops the instance norm of each residual block: ORT runs InstanceNormalization
     outside its blocked (NCHWc) layout, so each one also costs two layout changes. Model-only at 672×392 /

@@ -12,9 +12,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-LOSS_ORDER = ("total", "content", "style", "tv", "temporal", "distill")
+LOSS_ORDER = ("total", "content", "style", "tv", "temporal", "distill", "lattice")
 _COLOURS = {"total": "#000000", "content": "#1f77b4", "style": "#d62728", "tv": "#2ca02c", "temporal": "#9467bd",
-            "distill": "#ff7f0e"}
+            "distill": "#ff7f0e", "lattice": "#8c564b"}
 
 
 def plotted_losses(history: Sequence[Mapping[str, float]], x_key: str = "iteration") -> list[str]:

@@ -35,7 +35,7 @@ from .config import TrainConfig
 from .data import CropDataset
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .logs import TrainingLog
-from .losses import content_loss, distill_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
+from .losses import content_loss, distill_loss, lattice_loss, random_smooth_flow, style_loss, target_grams, total_variation, warp
 from .model import build_model, calibrate_norm_floor, forward_with_border, has_norm_floor
 from .teacher_cache import CachedTeacher, teacher_cache_dir
 from .vgg import VGG16Features, load_vgg
@@ -392,9 +392,10 @@ class Trainer:
                 l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
                 l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights, emphasis)
             l_tv = c.tv_weight * total_variation(y.float())
+            l_lattice = c.lattice_weight * lattice_loss(y.float()) if c.lattice_weight > 0 else zero
             if c.distill_weight > 0:
                 l_distill = c.distill_weight * distill_loss(y.float(), target)
-            total = l_content + l_style + l_tv + l_distill
+            total = l_content + l_style + l_tv + l_lattice + l_distill
             l_temporal = torch.zeros((), device=self.device)
             if c.temporal_weight > 0:
                 # Wang et al. 2020: a still crop warped by a random smooth flow (plus a little noise)
@@ -414,6 +415,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         values = {"total": total, "content": l_content, "style": l_style, "tv": l_tv, "temporal": l_temporal, "distill": l_distill}
+        if c.lattice_weight > 0:  # only then: a resumed run's loss table keeps its columns
+            values["lattice"] = l_lattice
         return {k: v.detach() for k, v in values.items()}
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -506,6 +509,7 @@ class Trainer:
                             f"[{c.name}] {self.iteration}/{c.iterations} total {mean['total']:.4g} content {mean['content']:.4g} "
                             f"style {mean['style']:.4g} tv {mean['tv']:.3g}" + (f" temporal {mean['temporal']:.3g}" if c.temporal_weight else "")
                             + (f" distill {mean['distill']:.4g}" if c.distill_weight else "")
+                            + (f" lattice {mean['lattice']:.3g}" if "lattice" in mean else "")
                             + f" | {rate:.2f} it/s, {1 / max(rate, 1e-9):.2f} s/it, ETA {eta / 60:.1f} min", rate
                         )
                 if self.is_main and self.iteration % c.checkpoint_every == 0:
