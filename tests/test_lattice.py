@@ -29,7 +29,7 @@ def _grid(h: int = 128, w: int = 192, seed: int = 0) -> torch.Tensor:
 def test_share_is_one_for_a_pure_grid_and_near_zero_for_a_smooth_picture() -> None:
     assert lattice_share(_grid() + 0.5) > 0.99  # all but the 2-px edge, where the local mean is cut short
     assert lattice_share(_smooth()) < 0.002
-    assert float(stride_lattice(torch.full((1, 3, 64, 64), 0.3))[0]) == 0.0
+    assert float(stride_lattice(torch.full((1, 3, 64, 64), 0.3))[0]) < 1e-12
     # white noise: each phase of a tile averages (64/4)² pixels, so about 1/256 of its variance is left
     noise = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(1))
     assert 0.5 / 256 < lattice_share(noise) < 2 / 256
@@ -58,8 +58,12 @@ def test_the_penalty_removes_the_grid_and_leaves_the_picture() -> None:
     assert float(lattice_loss(x)) < 1e-3 * before
     # what is left is the picture: the grid is gone, the picture's own variation kept to 1 % of the grid's
     assert float(((x.detach() - picture) ** 2).mean()) < 0.01 * float((grid ** 2).mean()) + 1e-5
-    # crops smaller than a tile are measured as one tile (a 32-px training crop)
+    # crops smaller than a tile are measured as one tile (a 32-px training crop), and a crop a tile does
+    # not divide by tiles that do: a grid in the bottom-right corner of a 96-px crop counts
     assert float(lattice_loss(_grid(32, 32) + 0.5)) > 0
+    corner = torch.full((1, 3, 96, 96), 0.5)
+    corner[:, :, 64:, 64:] += _grid(32, 32)
+    assert float(lattice_loss(corner)) > 0.02 * float((_grid(32, 32) ** 2).mean())  # 0 with a 64-px tile
 
 
 def test_the_evaluation_reports_the_grid_share_of_each_output() -> None:

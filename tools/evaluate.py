@@ -146,7 +146,7 @@ def _fmt(value: float) -> str:
 
 def _grid(value: float) -> str:
     """The grid column: blank where it was not measured (the optimisation row, photos under 64 px)."""
-    return f"{value:>6.3f}" if not math.isnan(value) else f"{'':>6}"
+    return f"{value:>7.4f}" if not math.isnan(value) else f"{'':>7}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
           f"over relu1_2..relu4_3, content distance = mean (relu3_3(y) − relu3_3(x))²")
     print(f"references: 'input' = the photo itself; 'optimize' = Gatys et al. ({a.opt_optimizer}, {a.opt_iterations} "
           f"iterations at {a.opt_size} px, the model's training objective) on the first {n_opt} photo(s)")
-    head = f"{'painting':<22} {'row':<18} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11} {'grid':>6}"
+    head = f"{'painting':<22} {'row':<18} {'tier':<5} {'style':>11} {'style/in':>8} {'content':>11} {'grid':>7}"
     print(f"{head} {'style':>11} {'content':>11} {'s/photo':>8}")
-    print(f"{'':<22} {'':<18} {'':<5} {'(all photos)':>39} {f'(first {n_opt})':>23}")
+    print(f"{'':<22} {'':<18} {'':<5} {'(all photos)':>40} {f'(first {n_opt})':>23}")
     own_style = float("nan")  # the unstylized photos' style distance, per painting: the ratio's denominator
 
     def row(painting: str, label: str, tier: str, per_photo: list[dict[str, Any]], opt_only: bool = False,

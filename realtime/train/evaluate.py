@@ -81,8 +81,11 @@ def summarise(rows: Sequence[dict[str, float | str]]) -> dict[str, float]:
     if not rows:
         return {"style_distance": float("nan"), "content_distance": float("nan"), "grid": float("nan"),
                 "seconds": float("nan"), "photos": 0}
-    mean = lambda key: float(np.mean([float(r.get(key, float("nan"))) for r in rows]))  # noqa: E731
-    return {"style_distance": mean("style_distance"), "content_distance": mean("content_distance"), "grid": mean("grid"),
+    mean = lambda key: float(np.mean([float(r[key]) for r in rows]))  # noqa: E731
+    # a photo under a grid tile (lattice_share's NaN) leaves the others' mean; NaN only when none has one
+    grids = [float(r.get("grid", float("nan"))) for r in rows]
+    grid = float(np.nanmean(grids)) if not all(np.isnan(grids)) else float("nan")
+    return {"style_distance": mean("style_distance"), "content_distance": mean("content_distance"), "grid": grid,
             "seconds": mean("seconds"), "photos": len(rows)}
 
 

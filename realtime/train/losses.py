@@ -58,7 +58,7 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 # energy the paintings have), and on flat or dark areas it shows as a fine diamond hatch, coarser once
 # the runtime upscales the output (measured in the README: "Grid").
 LATTICE_PERIOD = 4
-# Measured per 64×64 tile: the pattern's strength varies across a picture, and a tile of 16×16 phases
+# Measured per 64×64 tile: the pattern's strength varies across a picture, and a tile of 16×16 periods
 # keeps a photo's own fine detail out of the measure (on 2 validation photos at 384 px the share is
 # 0.013-0.019 per 16-px tile, 0.0002-0.0005 per 64-px tile; the great_wave outputs of both tiers
 # 0.037-0.050 and 0.013-0.018, the_scream's fast 0.004-0.005 and 0.0002-0.0003).
@@ -81,7 +81,8 @@ def stride_lattice(images: torch.Tensor, period: int = LATTICE_PERIOD, tile: int
     # the phases are compared in the picture less its local mean over [1 2 2 2 1]/8 in each direction:
     # that filter passes straight ramps and has zeros at every multiple of 1/4 cycle a pixel, so the
     # difference keeps the whole period-4 pattern and drops the ramps.
-    detail = x - F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), _quarter_mean(c, x), groups=c)
+    with torch.autocast(x.device.type, enabled=False):  # in float32 under a bf16/fp16 run too, as evaluated
+        detail = x - F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), _quarter_mean(c, x), groups=c)
 
     def tiles(t: torch.Tensor) -> torch.Tensor:
         return t[:, :, :rows * tile, :cols * tile].reshape(n, c, rows, k, period, cols, k, period)
@@ -101,8 +102,11 @@ def _quarter_mean(channels: int, like: torch.Tensor) -> torch.Tensor:
 def lattice_loss(images: torch.Tensor) -> torch.Tensor:
     """The training penalty on that grid: its energy (``stride_lattice``), mean over the batch, in [0, 1]
     pixel units squared. Absolute, not the share: a share could be lowered by painting more texture.
-    Crops smaller than a tile are measured as one tile."""
-    tile = min(LATTICE_TILE, min(images.shape[-2:]) // LATTICE_PERIOD * LATTICE_PERIOD)
+    The tile is the largest one of at most LATTICE_TILE that divides the crop, so all of it counts (a
+    96-px crop: 48)."""
+    h, w = images.shape[-2:]
+    tile = next((t for t in range(min(LATTICE_TILE, h, w) // LATTICE_PERIOD * LATTICE_PERIOD, 0, -LATTICE_PERIOD)
+                 if h % t == 0 and w % t == 0), LATTICE_PERIOD)
     return stride_lattice(images, tile=tile)[0].mean()
 
 
