@@ -140,13 +140,10 @@ def group_by_painting(styles: list[Style], styles_dir: Path) -> dict[str, Painti
     return groups
 
 
-def _fmt(value: float) -> str:
-    return f"{value:>11.4g}" if not math.isnan(value) else f"{'':>11}"
-
-
-def _grid(value: float) -> str:
-    """The grid column: blank where it was not measured (the optimisation row, photos under 64 px)."""
-    return f"{value:>7.4f}" if not math.isnan(value) else f"{'':>7}"
+def _fmt(value: float, width: int = 11, form: str = ".4g") -> str:
+    """A table cell, blank where nothing was measured (NaN: the optimisation row's all-photo columns, the
+    grid of photos under 64 px)."""
+    return f"{value:>{width}{form}}" if not math.isnan(value) else f"{'':>{width}}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = everything["style_distance"] / own_style
         print(f"{painting[:22]:<22} {label[:18]:<18} {tier:<5} {_fmt(everything['style_distance'])} "
               f"{f'{ratio:.3f}' if not math.isnan(ratio) else '':>8} "
-              f"{_fmt(everything['content_distance'])} {_grid(everything['grid'])} "
+              f"{_fmt(everything['content_distance'])} {_fmt(everything['grid'], 7, '.4f')} "
               f"{_fmt(first['style_distance'])} {_fmt(first['content_distance'])} "
               f"{summarise(per_photo)['seconds'] if timed else float('nan'):>8.2f}", flush=True)
 
