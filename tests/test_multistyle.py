@@ -324,6 +324,45 @@ def test_add_style_needs_its_model_and_refuses_a_duplicate_name(multi, train_dat
         Trainer(_tiny_config(train_data, tmp_path, style_image=str(dup), add_to=str(multi[0])), progress=lambda s: None)
 
 
+def test_refine_trains_one_existing_style_in_its_place_and_leaves_the_others_bit_exact(multi, train_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """--add-style PAINTING --refine: the style named as the painting learns on from its own rows (not
+    the mean), keeps its place in the file's style order and its old record under "before"."""
+    import onnxruntime as ort
+
+    from realtime.errors import DataError
+    from realtime.train.finish import finish_run
+    from realtime.train.trainer import Trainer
+    from realtime.train.vgg import load_vgg
+
+    base, net = multi
+    sun = tmp_path / "sun.png"
+    sun.write_bytes(train_data["styles"][1].read_bytes())
+    vgg = load_vgg(random_init=True)
+    with pytest.raises(DataError, match="has no style named 'paint0' to refine"):
+        Trainer(_tiny_config(train_data, tmp_path, style_image=str(train_data["styles"][0]), add_to=str(base), refine=True),
+                vgg=vgg, progress=lambda s: None)
+    trainer = Trainer(_tiny_config(train_data, tmp_path, style_image=str(sun), add_to=str(base), refine=True),
+                      vgg=vgg, progress=lambda s: None)
+    assert trainer.style_names == ["ink", "sea", "sun"] and trainer.first_style == 2
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():  # it starts as sun, not as the mean of the styles
+        assert torch.allclose(trainer.model(x, torch.eye(3)[2]), net(x, torch.eye(3)[1]), atol=1e-6)
+    result = trainer.run()
+    finish_run(trainer, result, log=lambda s: None)
+    new = tmp_path / trainer.config.name / f"{trainer.config.name}.onnx"
+    old_s, new_s = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (base, new))
+    meta = new_s.get_modelmeta().custom_metadata_map
+    assert json.loads(meta[mm.STYLE_NAMES]) == NAMES
+    records = json.loads(meta[mm.STYLE_RECORDS])
+    assert [r["name"] for r in records] == NAMES and records[1]["before"] == {"name": "sun"}
+    assert "refined" in records[1]["shared_weights"]
+    xs = np.random.default_rng(5).random((1, 3, 40, 48), dtype=np.float32)
+    outputs = [[s.run(None, {"input": xs, "style": np.eye(3, dtype=np.float32)[k]})[0] for k in range(3)] for s in (old_s, new_s)]
+    assert np.array_equal(outputs[0][0], outputs[1][0]) and np.array_equal(outputs[0][2], outputs[1][2])  # bit-exact
+    assert not np.array_equal(outputs[0][1], outputs[1][1])
+    assert np.abs(outputs[0][1] - outputs[1][1]).mean() < np.abs(outputs[0][0] - outputs[1][1]).mean()  # still near sun
+
+
 # ------------------------------------------------------------------------------------------ live
 
 
@@ -405,18 +444,22 @@ def test_multi_style_distillation_takes_each_style_from_the_teacher(multi, train
 
 
 def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_data) -> None:  # noqa: ANN001
-    """A style added to a model is trained with the loss balance and crops the model was trained with."""
-    from realtime.train.cli import build_parser, config_from_args
+    """A style added to a model is trained with the loss balance and crops the model was trained with, and
+    with a step size of its own."""
+    from realtime.train.cli import ADD_STYLE_LR, build_parser, config_from_args
 
     settings = {**SETTINGS, "content_weight": 7e5, "crop": 48, "style_size": 200, "data": "/elsewhere",
-                "lattice_weight": 3e9}
+                "lattice_weight": 3e9, "lr": 5e-5, "style_emphasis": {"paint0": 3.0, "ink": 2.0}}
     model = _export(_multi_net(styles=2), tmp_path / "two.onnx", ["ink", "sun"], settings)
     argv = ["--add-style", str(train_data["styles"][0]), "--to", str(model), "--data", str(train_data["photos"])]
     config = config_from_args(build_parser().parse_args(argv))
     assert (config.content_weight, config.crop, config.style_size, config.lattice_weight) == (7e5, 48, 200, 3e9)
     assert config.data == str(train_data["photos"]) and config.iterations == 800
-    config = config_from_args(build_parser().parse_args([*argv, "--crop", "64", "--iterations", "5"]))
-    assert (config.crop, config.iterations, config.content_weight) == (64, 5, 7e5)
+    # not the step size the model's last stage ended on: the new rows start far from their painting
+    assert config.lr == ADD_STYLE_LR != 5e-5
+    assert config.style_emphasis == {"paint0": 3.0}  # the painting's own factor; the model's other styles' dropped
+    config = config_from_args(build_parser().parse_args([*argv, "--crop", "64", "--iterations", "5", "--lr", "1e-4"]))
+    assert (config.crop, config.iterations, config.content_weight, config.lr) == (64, 5, 7e5, 1e-4)
 
 
 def test_lattice_weight_adds_the_grid_penalty_to_the_step_only_when_set(train_data, tmp_path: Path) -> None:  # noqa: ANN001

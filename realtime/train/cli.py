@@ -6,6 +6,7 @@
     restyle-train --resume runs/starry_night/checkpoint.pt --iterations 0    (export the checkpoint as it stands)
     restyle-train --styles a.jpg b.jpg c.jpg --name mine --data photos/    (one network, three styles)
     restyle-train --add-style new.jpg --to mine.onnx --data photos/       (learns new.jpg's norms only)
+    restyle-train --add-style b.jpg --to mine.onnx --refine --data photos/ (b's norms learn on, the rest kept)
     torchrun --nproc_per_node 4 -m realtime.train.cli --config ...   (DistributedDataParallel)
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from realtime.errors import DataError, RealtimeError
 
@@ -21,6 +23,10 @@ from .config import TrainConfig
 
 PROG = "restyle-train"
 ADD_STYLE_ITERATIONS = 800
+# An added style trains only its own norm rows, from the mean of the others: it needs a step size of its own,
+# not the one the model's last stage ended on (2e-4 full, 5e-5 fast on the shipped models, which left
+# the_kiss at 0.365 / 0.657 of the photo's style distance; 2e-3 reached 0.096 on the full tier, README).
+ADD_STYLE_LR = 2e-3
 
 
 def _name_weights(text: str) -> dict[str, float]:
@@ -41,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learn this painting as one more style of --to MODEL.onnx; the shared weights and the "
                         "model's other styles stay exactly as they are")
     p.add_argument("--to", metavar="MODEL.onnx", help="the model --add-style adds to (a new file is written)")
+    p.add_argument("--refine", action="store_true", default=None,
+                   help="with --add-style: MODEL already has this painting's style (by its file name); train its "
+                        "rows on from where they are, the other styles again unchanged")
     p.add_argument("--data", help="folder of training photos (searched recursively)")
     p.add_argument("--val", help="folder of photos for previews, the contact sheet and the evaluation")
     p.add_argument("--name", help="style name (default: the style image's file name)")
@@ -93,13 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 # The settings a style added to a model takes from the model's own training (its loss balance and
 # crops), unless given on the command line.
 RECIPE_KEYS = ("batch", "crop", "scale_min", "scale_max", "lr", "precision", "style_size", "content_weight", "style_weight",
-               "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "lattice_weight", "seed")
+               "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "lattice_weight", "seed",
+               "style_emphasis", "style_emphasis_temporal")
 
 
 def recipe_of(model: str) -> dict:
     """The loss and crop settings ``model`` was trained with (its metadata), for --add-style."""
     import json
-    from pathlib import Path
 
     if not Path(model).is_file():
         raise DataError(f"model to add a style to not found: {model}")
@@ -123,10 +132,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if not args.config:
             config = TrainConfig(**recipe_of(args.to))
         config.style_image, config.add_to = args.add_style, args.to
+        # the painting's own factor on the style weight, where the model had one (a refined style keeps it)
+        stem = Path(args.add_style).stem
+        config.style_emphasis = {k: v for k, v in config.style_emphasis.items() if k == stem}
         if args.iterations is None and not args.config:
             # only the new style's norm rows learn: fewer steps than a whole network, within ~20 minutes
             # on a 2-core CPU (README, Multi-style models)
             config.iterations = ADD_STYLE_ITERATIONS
+        if args.lr is None and not args.config:
+            config.lr = ADD_STYLE_LR
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
         if value is not None:

@@ -26,6 +26,9 @@ class TrainConfig:
     # an exported model (.onnx) to which ``style_image`` is added as one more style: only its rows of
     # the conditional norms are learnt, every shared weight and the other styles stay as they are
     add_to: str = ""
+    # with add_to: the model already has this painting's style (by the file's name); its rows learn on
+    # from where they are instead of a new row from the mean (the other styles stay as they are)
+    refine: bool = False
     data: str = ""  # folder of content photos (recursive)
     val: str = ""  # folder of photos for previews and the contact sheet (optional)
     out: str = "runs"  # the run folder is out/name
@@ -122,6 +125,8 @@ class TrainConfig:
         stems = [Path(p).stem for p in self.styles]
         if len(set(stems)) != len(stems):
             raise DataError(f"two paintings share a name: {', '.join(sorted({s for s in stems if stems.count(s) > 1}))}")
+        if self.refine and not self.add_to:
+            raise DataError("--refine goes with --add-style PAINTING --to MODEL.onnx")
         if self.add_to and not Path(self.add_to).is_file():
             raise DataError(f"model to add a style to not found: {self.add_to}")
         if not self.data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,7 @@ from realtime.sheet import contact_sheet, save_image
 from . import TRAINER_VERSION
 from .evaluate import evaluate_folder_styles, load_style_grams
 from .export import build_metadata, export_onnx
-from .model import forward_with_border
+from .model import forward_with_border, move_style_row
 from .images import list_images, open_rgb, resize_long_side, to_tensor, to_uint8
 from .losses import STYLE_LAYERS
 from .trainer import Trainer, TrainResult, git_commit, hardware
@@ -67,6 +68,11 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
         save_image(str(sheet_path), style_sheet(list_images(cfg.val), [(names[k], stylizer(k)) for k in learnt]))
         trainer.vgg.to(trainer.device)
     records = _style_records(trainer, result, per_style)
+    if cfg.refine:  # the refined style's rows back to their place: the file keeps the model's style order
+        model = copy.deepcopy(model)
+        move_style_row(model, trainer.first_style, trainer.refined_index)
+        names = [*trainer.base_styles]
+        names.insert(trainer.refined_index, trainer.style_names[trainer.first_style])
     meta = build_metadata(cfg.to_dict(), trainer.style_sha256, result.iterations, result.final_losses,
                           tier=cfg.arch, border=border)
     meta.update({mm.STYLE_NAMES: names, mm.STYLE_RECORDS: records})
@@ -100,18 +106,30 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
 
 def _style_records(trainer: Trainer, result: TrainResult, evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per style of the network: those it had (from the model it was added to) unchanged,
-    then this run's, with the painting, its share of the steps, the run and the evaluation."""
+    then this run's, with the painting, its share of the steps, the run and the evaluation. A refined
+    style's entry takes the place of its old one, which it keeps under "before"."""
     cfg = trainer.config
     old = trainer.base_metadata.get(mm.STYLE_RECORDS)
     records = json.loads(old) if old else [{"name": n} for n in trainer.base_styles]
+    if cfg.add_to and len(records) != len(trainer.base_styles) + cfg.refine:  # a file without records
+        records = [{"name": n} for n in trainer.base_styles]
+    before = {}
+    if cfg.refine:
+        name = trainer.style_names[trainer.first_style]
+        before = next((r for r in records if r.get("name") == name), {"name": name})
+        records = [r for r in records if r is not before]
     learnt = cfg.style_paths()
     for name, path, sha in zip(trainer.style_names[trainer.first_style:], learnt, trainer.style_sha256s):
         records.append({
             "name": name, "style_image": Path(path).name, "style_image_sha256": sha, "style_size": cfg.style_size,
             "run": cfg.name, "iterations": result.iterations, "share_of_steps": round(1 / len(learnt), 4),
-            "shared_weights": "frozen (added with --add-style)" if cfg.add_to else "trained",
+            "shared_weights": ("frozen (refined with --add-style --refine)" if cfg.refine else
+                               "frozen (added with --add-style)" if cfg.add_to else "trained"),
             "evaluation_val_512px": evaluation.get(name, {}),
+            **({"before": before} if cfg.refine else {}),
         })
+    if cfg.refine:
+        records.insert(trainer.refined_index, records.pop())
     return records
 
 

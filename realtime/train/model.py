@@ -178,6 +178,18 @@ def add_style_rows(module: nn.Module, source: int | None = None) -> int:
     return style_count(module) - 1
 
 
+def move_style_row(module: nn.Module, source: int, target: int) -> None:
+    """Move style ``source``'s row of every conditional norm to index ``target`` (the rows between shift
+    by one): a refined style is trained as the last row, the one ``add_to`` runs learn, and put back."""
+    for m in style_norms(module):
+        with torch.no_grad():
+            for name in ("weight", "bias"):
+                table = getattr(m, name)
+                order = list(range(table.shape[0]))
+                order.insert(target, order.pop(source))
+                setattr(m, name, nn.Parameter(table.detach()[order].clone()))
+
+
 def resize_styles(module: nn.Module, styles: int) -> None:
     """Give every conditional norm ``styles`` rows, each a copy of its first (a multi-style run started
     from a single-style network: every style begins as that one)."""

@@ -218,7 +218,7 @@ class Trainer:
         self.base_metadata: dict[str, str] = {}
         if config.add_to:
             from .export import load_network
-            from .model import add_style_rows
+            from .model import add_style_rows, move_style_row
 
             self.model, self.base_metadata = load_network(config.add_to)
             base = self.base_metadata
@@ -229,9 +229,21 @@ class Trainer:
                     setattr(config, key, shape[key])
             self.base_styles = json.loads(base[mm.STYLE_NAMES]) if mm.STYLE_NAMES in base else [base.get(mm.STYLE_NAME) or Path(config.add_to).stem]
             new_name = config.style_names()[0]
-            if new_name in self.base_styles:
-                raise DataError(f"{Path(config.add_to).name} already has a style named {new_name!r}")
-            self.first_style = add_style_rows(self.model)  # the new style starts as the mean of the others
+            if config.refine:
+                # the style's rows learn on from where they are: moved to the end (the row an added style
+                # trains), and back to their place when the model is written (finish.finish_run)
+                if new_name not in self.base_styles:
+                    raise DataError(f"{Path(config.add_to).name} has no style named {new_name!r} to refine "
+                                    f"(it has {', '.join(self.base_styles)})")
+                self.refined_index = self.base_styles.index(new_name)
+                self.base_styles.remove(new_name)
+                move_style_row(self.model, self.refined_index, len(self.base_styles))
+                self.first_style = len(self.base_styles)
+            elif new_name in self.base_styles:
+                raise DataError(f"{Path(config.add_to).name} already has a style named {new_name!r} "
+                                f"(--refine trains it further)")
+            else:
+                self.first_style = add_style_rows(self.model)  # the new style starts as the mean of the others
             self._freeze_all_but_new_style()
         else:
             self.base_styles = []
