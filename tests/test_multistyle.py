@@ -362,6 +362,33 @@ def test_refine_trains_one_existing_style_in_its_place_and_leaves_the_others_bit
     assert not np.array_equal(outputs[0][1], outputs[1][1])
     assert np.abs(outputs[0][1] - outputs[1][1]).mean() < np.abs(outputs[0][0] - outputs[1][1]).mean()  # still near sun
 
+    # tools/install_refined.py puts the refined file in the shipped one's place, under the shipped name,
+    # with one more stage in the record and a sheet of every style
+    import importlib.util
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("install_refined_under_test", root / "tools" / "install_refined.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy2(base, shipped / "zoo.onnx")
+    stage = {"settings": {"name": "zoo"}, "iterations": 7, "wall_time_s": 1.0, "final_losses": {}}
+    (shipped / "zoo.json").write_text(json.dumps({"name": "zoo", "files": {"onnx": "zoo.onnx", "sheet": "zoo_sheet.jpg"},
+                                                  "stages": [stage]}))
+    run = tmp_path / trainer.config.name
+    assert tool.main([str(shipped / "zoo.json"), str(tmp_path), "--val", str(train_data["photos"])]) == 1  # not a run
+    assert tool.main([str(shipped / "zoo.json"), str(run), "--val", str(train_data["photos"])]) == 0
+    installed = ort.InferenceSession(str(shipped / "zoo.onnx"), providers=["CPUExecutionProvider"])
+    assert installed.get_modelmeta().custom_metadata_map[mm.STYLE_NAME] == "zoo"
+    assert all(np.array_equal(installed.run(None, {"input": xs, "style": np.eye(3, dtype=np.float32)[k]})[0], outputs[1][k])
+               for k in range(3))
+    record = json.loads((shipped / "zoo.json").read_text())
+    assert record["name"] == "zoo" and [s["iterations"] for s in record["stages"]] == [7, result.iterations]
+    assert record["iterations_all_stages"] == 7 + result.iterations and record["styles"][1]["before"] == {"name": "sun"}
+    assert (shipped / "zoo_sheet.jpg").stat().st_size > 0 and not list(shipped.glob(".*"))
+
 
 # ------------------------------------------------------------------------------------------ live
 

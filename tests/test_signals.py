@@ -139,7 +139,10 @@ def test_restyle_cam_finalizes_the_recording(long_clip: Path, tmp_path: Path, si
         assert shown.frames >= 1 and shown.decode_errors == 0
 
 
-SIDE, COUNT = 1024, 6  # pictures of test_restyle_image
+# pictures of test_restyle_image: enough that the run is still working when the signal comes, even where
+# the test itself is starved of CPU for seconds (seen on a loaded 2-core machine with 6: the run had
+# finished, exit code 0); a stopped run never gets to the rest, so more cost little
+SIDE, COUNT = 1024, 24
 
 
 @pytest.mark.slow
