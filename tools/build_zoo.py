@@ -23,14 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime.train.config import TrainConfig  # noqa: E402
-from realtime.train.finish import finish_run  # noqa: E402
+from realtime.train.finish import finish_run, stage_record, with_stages  # noqa: E402
 from realtime.train.trainer import CHECKPOINT_NAME, Trainer  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
-
-
-def stage_record(settings: dict, iterations: int, seconds: float, final_losses: dict) -> dict:
-    """One stage's entry in a multi-stage training record."""
-    return {"settings": settings, "iterations": iterations, "wall_time_s": round(seconds, 1), "final_losses": final_losses}
 
 
 def finished_stage(checkpoint: Path, iterations: int) -> dict | None:
@@ -117,9 +112,7 @@ def main() -> int:
             trainer.close()
         record = finish_run(trainer, result, log=print)
         if len(stages) > 1:
-            record["stages"] = done
-            record["iterations_all_stages"] = sum(d["iterations"] for d in done)
-            record["wall_time_s_all_stages"] = round(sum(d["wall_time_s"] for d in done), 1)
+            record = with_stages(record, done)
         for key in ("onnx", "sheet"):
             if record["files"][key]:
                 shutil.copy2(result.run_dir / record["files"][key], trained / record["files"][key])

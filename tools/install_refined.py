@@ -8,7 +8,8 @@ The last run's model replaces the shipped one under the shipped name (trained/fa
 metadata keeps the shipped model's name. The new training record is the last run's (every style's
 record, a refined one with its old record under "before") with the shipped record's ``stages`` followed
 by one stage per run, and a contact sheet of every style is drawn anew (a refine run draws only its own
-style). The files are written through temporary names, so a failure leaves the shipped ones as they were.
+style). The files are written to temporary files first (realtime.outputs), so a failure leaves the shipped ones
+as they were.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ def run_record(run: Path) -> dict:
 
 def merged_record(shipped: dict, runs: list[dict]) -> dict:
     """The last run's record under the shipped name, its stages the shipped ones then one per run."""
-    stages = list(shipped.get("stages") or [{k: shipped[k] for k in ("settings", "iterations", "wall_time_s", "final_losses")}])
-    stages += [{k: r[k] for k in ("settings", "iterations", "wall_time_s", "final_losses")} for r in runs]
-    record = {**runs[-1], "name": shipped["name"], "files": shipped["files"], "stages": stages}
-    record["iterations_all_stages"] = sum(s["iterations"] for s in stages)
-    record["wall_time_s_all_stages"] = round(sum(s["wall_time_s"] for s in stages), 1)
-    return record
+    from realtime.train.finish import stage_record, with_stages
+
+    def as_stage(r: dict) -> dict:
+        return stage_record(r["settings"], r["iterations"], r["wall_time_s"], r["final_losses"])
+
+    stages = list(shipped.get("stages") or [as_stage(shipped)]) + [as_stage(r) for r in runs]
+    return with_stages({**runs[-1], "name": shipped["name"], "files": shipped["files"]}, stages)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,18 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     import onnx
     import torch
 
-    from realtime.train.export import load_network
-    from realtime.train.finish import style_sheet
-    from realtime.train.images import list_images
-    from realtime.train.model import forward_with_border
+    from realtime.outputs import discard, partial_file, publish
     from realtime.sheet import save_image
+    from realtime.train.export import load_network
+    from realtime.train.finish import style_sheet, style_stylizer
+    from realtime.train.images import list_images
+
+    written: list[tuple[Path, Path]] = []  # (temporary, final): published together once all are whole
+
+    def temporary_for(final: Path) -> Path:
+        fd, tmp = partial_file(final)
+        os.close(fd)
+        written.append((tmp, final))
+        return tmp
 
     try:
         shipped = json.loads(a.record.read_text())
         runs = [run_record(r) for r in a.runs]
         source = a.runs[-1] / runs[-1]["files"]["onnx"]
-        target = a.record.parent / shipped["files"]["onnx"]
-        sheet = a.record.parent / shipped["files"]["sheet"]
         record = merged_record(shipped, runs)
 
         model = onnx.load(str(source))
@@ -77,27 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         net, meta = load_network(source)
         names = json.loads(meta[mm.STYLE_NAMES])
         border = int(meta.get(mm.BORDER, "0"))
-        net.eval()
         vectors = torch.eye(len(names))
-
-        def stylizer(k: int):  # noqa: ANN202
-            def stylize(x: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():
-                    return forward_with_border(net, x, border, vectors[k]).clamp(0, 1)
-            return stylize
-
-        picture = style_sheet(list_images(str(a.val)), [(n, stylizer(k)) for k, n in enumerate(names)])
-        temporary = [target.with_name(f".{target.name}.tmp"), sheet.with_name(f".{sheet.stem}.tmp{sheet.suffix}"),
-                     a.record.with_name(f".{a.record.name}.tmp")]
-        onnx.save(model, str(temporary[0]))
-        save_image(str(temporary[1]), picture)
-        temporary[2].write_text(json.dumps(record, indent=2) + "\n")
-        for tmp, final in zip(temporary, (target, sheet, a.record)):
-            os.replace(tmp, final)
+        picture = style_sheet(list_images(str(a.val)), [(n, style_stylizer(net.eval(), border, vectors[k]))
+                                                         for k, n in enumerate(names)])
+        onnx.save(model, str(temporary_for(a.record.parent / shipped["files"]["onnx"])))
+        save_image(str(temporary_for(a.record.parent / shipped["files"]["sheet"])), picture)
+        temporary_for(a.record).write_text(json.dumps(record, indent=2) + "\n")
+        for tmp, final in written:
+            publish(tmp, final, overwrite=True)
     except (RealtimeError, OSError, KeyError, ValueError) as exc:
+        for tmp, _ in written:
+            discard(tmp)
         print(f"install_refined: error: {exc}", file=sys.stderr)
         return 1
-    print(f"installed {target} ({len(names)} styles, {record['iterations_all_stages']} iterations in all), {a.record}, {sheet}")
+    print(f"installed {', '.join(str(final) for _, final in written)} ({len(names)} styles, "
+          f"{record['iterations_all_stages']} iterations in all)")
     return 0
 
 

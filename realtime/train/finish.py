@@ -22,6 +22,26 @@ from .losses import STYLE_LAYERS
 from .trainer import Trainer, TrainResult, git_commit, hardware
 
 
+def style_stylizer(model: torch.nn.Module, border: int, vector: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` in one style (``vector``; None for a single-style network) as the runtime stylizer runs it:
+    with the mirrored margin the model asks for (modelmeta.BORDER), the output clamped to [0, 1]."""
+    def stylize(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return forward_with_border(model, x, border, vector).clamp(0, 1)
+    return stylize
+
+
+def stage_record(settings: dict, iterations: int, seconds: float, final_losses: dict) -> dict:
+    """One stage's entry in a multi-stage training record."""
+    return {"settings": settings, "iterations": iterations, "wall_time_s": round(seconds, 1), "final_losses": final_losses}
+
+
+def with_stages(record: dict[str, Any], stages: list[dict]) -> dict[str, Any]:
+    """``record`` (the last stage's) with every stage's entry and their totals."""
+    return {**record, "stages": stages, "iterations_all_stages": sum(d["iterations"] for d in stages),
+            "wall_time_s_all_stages": round(sum(d["wall_time_s"] for d in stages), 1)}
+
+
 def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, Any]:
     """Export ``<name>.onnx``, write ``<name>.json`` and ``<name>_sheet.jpg`` into the run folder.
 
@@ -35,12 +55,8 @@ def finish_run(trainer: Trainer, result: TrainResult, log=print) -> dict[str, An
     names = trainer.style_names
     vectors = torch.eye(len(names)) if len(names) > 1 else [None]
 
-    def stylizer(index: int):  # noqa: ANN202
-        def stylize(x: torch.Tensor) -> torch.Tensor:
-            # As the runtime stylizer runs it: with the mirrored margin the model asks for (modelmeta.BORDER)
-            with torch.no_grad():
-                return forward_with_border(model, x, border, vectors[index]).clamp(0, 1)
-        return stylize
+    def stylizer(index: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        return style_stylizer(model, border, vectors[index])
 
     learnt = range(trainer.first_style, len(names))
     evaluation: dict[str, Any] = {}
