@@ -280,6 +280,42 @@ def test_style_emphasis_weighs_each_crops_style_term_by_its_painting(train_data,
             _tiny_config(train_data, tmp_path, styles=styles, style_emphasis=bad).validate()
 
 
+def test_content_emphasis_weighs_each_crops_content_term_by_its_painting(train_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """content_emphasis multiplies the content term of the crops drawn in the named painting, and no
+    other term."""
+    from realtime.errors import DataError
+    from realtime.train.losses import content_loss
+    from realtime.train.trainer import Trainer
+    from realtime.train.vgg import load_vgg
+
+    torch.manual_seed(0)
+    feats, targets = {"relu2_2": torch.randn(3, 4, 6, 6)}, {"relu2_2": torch.randn(3, 4, 6, 6)}
+    plain = content_loss(feats, targets, ["relu2_2"])
+    assert torch.allclose(content_loss(feats, targets, ["relu2_2"], torch.ones(3)), plain)
+    first = content_loss({"relu2_2": feats["relu2_2"][:1]}, {"relu2_2": targets["relu2_2"][:1]}, ["relu2_2"])
+    assert torch.allclose(content_loss(feats, targets, ["relu2_2"], torch.tensor([3.0, 0.0, 0.0])), first)
+
+    styles = [str(p) for p in train_data["styles"][:2]]
+    vgg = load_vgg(random_init=True)
+    trainer = Trainer(_tiny_config(train_data, tmp_path, name="cemph", styles=styles, content_emphasis={"paint0": 1.5}),
+                      vgg=vgg, progress=lambda s: None)
+    assert trainer._emphasis([0, 1], content=True).tolist() == [1.5, 1.0] and trainer._emphasis([0, 1]) is None
+    losses = []
+    for i, emphasis in enumerate(({}, {"paint0": 3.0, "paint1": 3.0})):
+        torch.manual_seed(1)
+        t = Trainer(_tiny_config(train_data, tmp_path, name=f"c{i}", styles=styles, temporal_weight=1e3,
+                                 content_emphasis=emphasis), vgg=vgg, progress=lambda s: None)
+        torch.manual_seed(2)
+        losses.append({k: float(v) for k, v in t.step().items()})
+        t.close()
+    plain, tripled = losses
+    assert plain["content"] > 0 and tripled["content"] == pytest.approx(3 * plain["content"], rel=1e-4)
+    assert tripled["style"] == pytest.approx(plain["style"], rel=1e-5)
+    assert tripled["temporal"] == pytest.approx(plain["temporal"], rel=1e-4)
+    with pytest.raises(DataError, match="content_emphasis names a style this run does not learn: paint9"):
+        _tiny_config(train_data, tmp_path, styles=styles, content_emphasis={"paint9": 2.0}).validate()
+
+
 def test_add_style_learns_one_style_and_leaves_the_others_bit_exact(multi, train_data, tmp_path: Path) -> None:  # noqa: ANN001
     import onnxruntime as ort
 
@@ -389,6 +425,25 @@ def test_refine_trains_one_existing_style_in_its_place_and_leaves_the_others_bit
     assert record["iterations_all_stages"] == 7 + result.iterations and record["styles"][1]["before"] == {"name": "sun"}
     assert (shipped / "zoo_sheet.jpg").stat().st_size > 0 and not list(shipped.glob(".*"))
 
+    # a whole-network run from trained weights (--init) installs too; one from scratch, or one that learns
+    # other styles than the shipped model's, is refused and leaves the shipped files as they were
+    def variant(name: str, **settings: object) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(run, folder)
+        source = json.loads((run / f"{run.name}.json").read_text())
+        source["settings"] = {**source["settings"], "refine": False, **settings}
+        (folder / f"{name}.json").write_text(json.dumps(source))
+        return folder
+
+    before = (shipped / "zoo.onnx").read_bytes(), (shipped / "zoo.json").read_text()
+    (shipped / "zoo.json").write_text(json.dumps({**json.loads(before[1]), "styles": [{"name": n} for n in reversed(NAMES)]}))
+    assert tool.main([str(shipped / "zoo.json"), str(variant("joint", init="zoo.onnx")), "--val", str(train_data["photos"])]) == 1
+    (shipped / "zoo.json").write_text(before[1])
+    assert tool.main([str(shipped / "zoo.json"), str(variant("scratch", init="")), "--val", str(train_data["photos"])]) == 1
+    assert ((shipped / "zoo.onnx").read_bytes(), (shipped / "zoo.json").read_text()) == before
+    assert tool.main([str(shipped / "zoo.json"), str(tmp_path / "joint"), "--val", str(train_data["photos"])]) == 0
+    assert [s["iterations"] for s in json.loads((shipped / "zoo.json").read_text())["stages"]] == [7, result.iterations, result.iterations]
+
 
 # ------------------------------------------------------------------------------------------ live
 
@@ -476,7 +531,8 @@ def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_dat
     from realtime.train.cli import ADD_STYLE_LR, build_parser, config_from_args
 
     settings = {**SETTINGS, "content_weight": 7e5, "crop": 48, "style_size": 200, "data": "/elsewhere",
-                "lattice_weight": 3e9, "lr": 5e-5, "style_emphasis": {"paint0": 3.0, "ink": 2.0}}
+                "lattice_weight": 3e9, "lr": 5e-5, "style_emphasis": {"paint0": 3.0, "ink": 2.0},
+                "content_emphasis": {"paint0": 1.5, "sun": 1.2}}
     model = _export(_multi_net(styles=2), tmp_path / "two.onnx", ["ink", "sun"], settings)
     argv = ["--add-style", str(train_data["styles"][0]), "--to", str(model), "--data", str(train_data["photos"])]
     config = config_from_args(build_parser().parse_args(argv))
@@ -485,6 +541,7 @@ def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_dat
     # not the step size the model's last stage ended on: the new rows start far from their painting
     assert config.lr == ADD_STYLE_LR != 5e-5
     assert config.style_emphasis == {"paint0": 3.0}  # the painting's own factor; the model's other styles' dropped
+    assert config.content_emphasis == {"paint0": 1.5}
     config = config_from_args(build_parser().parse_args([*argv, "--crop", "64", "--iterations", "5", "--lr", "1e-4"]))
     assert (config.crop, config.iterations, config.content_weight, config.lr) == (64, 5, 7e5, 1e-4)
 

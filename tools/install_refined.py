@@ -1,5 +1,6 @@
-"""Install a shipped multi-style model whose styles were trained on with ``restyle-train --add-style
-PAINTING --to MODEL.onnx --refine`` (one or several runs in a chain, each on the file the one before wrote).
+"""Install a shipped multi-style model trained on further: its styles with ``restyle-train --add-style
+PAINTING --to MODEL.onnx --refine``, or its whole network with ``restyle-train --init`` (one or several
+runs in a chain, each from the file or weights the one before wrote).
 
     python tools/install_refined.py trained/fast/paintings.json runs/f_horse runs/f_gw \
         --val ../shared/data/content/val
@@ -28,14 +29,25 @@ from realtime.errors import RealtimeError  # noqa: E402
 
 
 def run_record(run: Path) -> dict:
-    """The training record ``<run>/<run name>.json`` a finished refine run wrote."""
+    """The training record ``<run>/<run name>.json`` a finished run wrote: a refine run, or one that started
+    from trained weights (``init``). A run from scratch is refused: it does not continue the shipped
+    model's stages, so appending it to them would misstate how the model was made."""
     path = run / f"{run.name}.json"
     if not path.is_file():
         raise RealtimeError(f"no training record {path}: did the run finish (export included)?")
     record = json.loads(path.read_text())
-    if not record.get("settings", {}).get("refine"):
-        raise RealtimeError(f"{path} is not a --refine run")
+    settings = record.get("settings", {})
+    if not (settings.get("refine") or settings.get("init")):
+        raise RealtimeError(f"{path} is neither a --refine run nor one started from trained weights (--init)")
     return record
+
+
+def check_styles(shipped: dict, run: dict, path: Path) -> None:
+    """The run must learn the shipped model's styles, in its order: the installed file replaces it."""
+    names = [s.get("name") for s in shipped.get("styles") or []]
+    got = [s.get("name") for s in run.get("styles") or []]
+    if names and got != names:
+        raise RealtimeError(f"{path} learns {', '.join(map(str, got))}, not the shipped model's {', '.join(names)}")
 
 
 def merged_record(shipped: dict, runs: list[dict]) -> dict:
@@ -75,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shipped = json.loads(a.record.read_text())
         runs = [run_record(r) for r in a.runs]
+        for path, run in zip(a.runs, runs):
+            check_styles(shipped, run, path)
         source = a.runs[-1] / runs[-1]["files"]["onnx"]
         record = merged_record(shipped, runs)
 

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e.g. relu1_2=1,relu2_2=1,relu3_3=1,relu4_3=1 (a name alone weighs 1)")
     g.add_argument("--style-emphasis", type=_name_weights, metavar="NAME=FACTOR,...",
                    help="a multi-style run's style weight per painting, as a factor (e.g. composition_viii=2)")
+    g.add_argument("--content-emphasis", type=_name_weights, metavar="NAME=FACTOR,...",
+                   help="a multi-style run's content weight per painting, as a factor (e.g. great_wave=1.3)")
     g.add_argument("--teacher", help="ONNX model to distil from (its output on each photo is the target)")
     g.add_argument("--distill-weight", type=float, help="> 0 enables distillation from --teacher")
     g.add_argument("--init", help="start from the network weights of this checkpoint (a new run, e.g. after distillation)")
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 # crops), unless given on the command line.
 RECIPE_KEYS = ("batch", "crop", "scale_min", "scale_max", "lr", "precision", "style_size", "content_weight", "style_weight",
                "tv_weight", "content_layers", "style_layer_weights", "temporal_weight", "lattice_weight", "seed",
-               "style_emphasis", "style_emphasis_temporal")
+               "style_emphasis", "style_emphasis_temporal", "content_emphasis")
 
 
 def recipe_of(model: str) -> dict:
@@ -135,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         # the painting's own factor on the style weight, where the model had one (a refined style keeps it)
         stem = Path(args.add_style).stem
         config.style_emphasis = {k: v for k, v in config.style_emphasis.items() if k == stem}
+        config.content_emphasis = {k: v for k, v in config.content_emphasis.items() if k == stem}
         if args.iterations is None and not args.config:
             # only the new style's norm rows learn: fewer steps than a whole network, within ~20 minutes
             # on a 2-core CPU (README, Multi-style models)

@@ -67,6 +67,9 @@ class TrainConfig:
     # (style_emphasis_temporal false: the style term alone, as the shipped models' first such stages ran).
     style_emphasis: dict[str, float] = field(default_factory=dict)
     style_emphasis_temporal: bool = True
+    # the same for the content weight: a painting whose strokes come out right but cover too much of the
+    # photo keeps more of it under a factor above 1, without touching the other paintings' balance
+    content_emphasis: dict[str, float] = field(default_factory=dict)
     temporal_weight: float = 0.0  # > 0 enables the flow-warp consistency loss (Wang et al. 2020)
     # > 0 penalises the 4-pixel grid locked to the network's stride (losses.lattice_loss)
     lattice_weight: float = 0.0
@@ -141,11 +144,12 @@ class TrainConfig:
             raise DataError(f"residual_norm false is a setting of the fast arch, not {self.arch!r}")
         if self.distill_weight > 0 and not (self.teacher and Path(self.teacher).is_file()):
             raise DataError(f"distillation needs a teacher model file (--teacher), got {self.teacher or '(none)'}")
-        unknown_styles = sorted(set(self.style_emphasis) - set(self.style_names()))
-        if unknown_styles:
-            raise DataError(f"style_emphasis names a style this run does not learn: {', '.join(unknown_styles)}")
-        if any(not (v > 0) for v in self.style_emphasis.values()):
-            raise DataError("style_emphasis factors must be positive")
+        for key, factors in (("style_emphasis", self.style_emphasis), ("content_emphasis", self.content_emphasis)):
+            unknown_styles = sorted(set(factors) - set(self.style_names()))
+            if unknown_styles:
+                raise DataError(f"{key} names a style this run does not learn: {', '.join(unknown_styles)}")
+            if any(not (v > 0) for v in factors.values()):
+                raise DataError(f"{key} factors must be positive")
         if self.init and not Path(self.init).is_file():
             raise DataError(f"--init checkpoint not found: {self.init}")
         if self.precision not in ("auto", "fp32", "bf16", "amp"):

@@ -41,8 +41,21 @@ def style_loss(
     return total
 
 
-def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor], layers: Sequence[str]) -> torch.Tensor:
-    return sum(F.mse_loss(features[n].float(), targets[n].float()) for n in layers)  # type: ignore[return-value]
+def content_loss(
+    features: Mapping[str, torch.Tensor],
+    targets: Mapping[str, torch.Tensor],
+    layers: Sequence[str],
+    sample_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Σ_l mean((φ_l(y) − φ_l(x))²); ``sample_weights`` (one per crop, as in style_loss) weighs each crop's
+    term, so a multi-style run can keep more of the photo under some paintings than others."""
+    if sample_weights is None:
+        return sum(F.mse_loss(features[n].float(), targets[n].float()) for n in layers)  # type: ignore[return-value]
+    total = torch.zeros((), device=next(iter(features.values())).device)
+    for n in layers:
+        per_crop = ((features[n].float() - targets[n].float()) ** 2).mean(dim=(1, 2, 3))
+        total = total + (per_crop * sample_weights.to(per_crop)).mean()
+    return total
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:

@@ -283,9 +283,8 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.val_images = self._load_val()
         # each of this run's styles' factor on the style weight, looked up per crop (config.style_emphasis)
-        emphasis = self.config.style_emphasis
-        self._emphasis_factors = torch.tensor([emphasis.get(n, 1.0) for n in self.config.style_names()],
-                                              device=self.device) if emphasis else None
+        self._emphasis_factors = self._per_style_factors(self.config.style_emphasis)
+        self._content_factors = self._per_style_factors(self.config.content_emphasis)
 
     # ------------------------------------------------------------------------------------------------
     def _load_init(self, config: TrainConfig) -> None:
@@ -366,12 +365,19 @@ class Trainer:
         targets = {k: torch.cat([self.style_grams_all[i][k] for i in picks]) for k in self.style_grams}
         return onehot, targets, picks
 
-    def _emphasis(self, picks: list[int] | None) -> torch.Tensor | None:
-        """Each crop's factor on the style weight (config.style_emphasis); None when the run sets none or
-        learns one style (no picks)."""
-        if picks is None or self._emphasis_factors is None:
+    def _per_style_factors(self, factors: dict[str, float]) -> torch.Tensor | None:
+        """One factor per style this run learns, in pick order (unnamed: 1); None when none is named."""
+        if not factors:
             return None
-        return self._emphasis_factors[torch.tensor(picks, device=self.device)]
+        return torch.tensor([factors.get(n, 1.0) for n in self.config.style_names()], device=self.device)
+
+    def _emphasis(self, picks: list[int] | None, *, content: bool = False) -> torch.Tensor | None:
+        """Each crop's factor on the style weight (config.style_emphasis), or on the content weight
+        (``content``: config.content_emphasis); None when the run sets none or learns one style (no picks)."""
+        table = self._content_factors if content else self._emphasis_factors
+        if picks is None or table is None:
+            return None
+        return table[torch.tensor(picks, device=self.device)]
 
     def _load_val(self) -> list[tuple[str, torch.Tensor]]:
         if not self.config.val or not Path(self.config.val).is_dir():
@@ -393,6 +399,7 @@ class Trainer:
         x, target = xt[:, :3], xt[:, 3:]
         zero = torch.zeros((), device=self.device)
         emphasis = self._emphasis(picks)
+        content_emphasis = self._emphasis(picks, content=True)
         with _autocast(self.precision, self.device):
             y = self.net(x, style)
             l_content, l_style, l_distill = zero, zero, zero
@@ -401,7 +408,7 @@ class Trainer:
                 fy = self.vgg(y, layers)
                 with torch.no_grad():
                     fx = self.vgg(x, c.content_layers)
-                l_content = c.content_weight * content_loss(fy, fx, c.content_layers)
+                l_content = c.content_weight * content_loss(fy, fx, c.content_layers, content_emphasis)
                 l_style = c.style_weight * style_loss(fy, grams, c.style_layer_weights, emphasis)
             l_tv = c.tv_weight * total_variation(y.float())
             l_lattice = c.lattice_weight * lattice_loss(y.float()) if c.lattice_weight > 0 else zero
