@@ -282,7 +282,8 @@ class Trainer:
         if self.distributed:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.val_images = self._load_val()
-        # each of this run's styles' factor on the style weight, looked up per crop (config.style_emphasis)
+        # each of this run's styles' factors on the style and the content weight, looked up per crop
+        # (config.style_emphasis, config.content_emphasis)
         self._emphasis_factors = self._per_style_factors(self.config.style_emphasis)
         self._content_factors = self._per_style_factors(self.config.content_emphasis)
 
