@@ -175,10 +175,17 @@ def run_entry_point(prog: str, command: Callable[[Sequence[str] | None], int], a
             message, code = f"{prog}: {stops.reword(interrupted_message)}", stops.exit_code(Interrupted.exit_code)
         except Interrupted as exc:
             message, code = f"{prog}: error: {stops.reword(str(exc))}", stops.exit_code(exc.exit_code)
-        except RealtimeError as exc:
-            message, code = f"{prog}: error: {exc}", exc.exit_code
         except SystemExit as exc:  # argparse: usage errors (2) and --help (0)
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        except Exception as exc:
+            if stops.received is not None:
+                # the stop's doing: a library (a pybind11 or Cython extension) can turn the
+                # KeyboardInterrupt raised inside it into an error of its own
+                message, code = f"{prog}: {stops.reword(interrupted_message)}", stops.exit_code(Interrupted.exit_code)
+            elif isinstance(exc, RealtimeError):
+                message, code = f"{prog}: error: {exc}", exc.exit_code
+            else:
+                raise
         if message is not None:
             try:
                 print(message, file=sys.stderr)

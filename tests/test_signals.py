@@ -53,7 +53,10 @@ def _signal_when(argv: list[str], ready: Callable[[int], bool], sig: int, tmp_pa
     """Start ``argv``, send ``sig`` as soon as ``ready(pid)`` holds, and return (exit code, stderr)."""
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=str(REPO), env=dict(os.environ))
+        # SIGHUP back to its default in the child: under nohup (which ignores it) the command rightly keeps
+        # ignoring it, and the SIGHUP cases could not pass
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=str(REPO), env=dict(os.environ),
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120  # generous: a loaded machine
         while not ready(proc.pid):
@@ -237,3 +240,51 @@ def test_an_interrupt_before_the_encoder_thread_runs_leaves_nothing(tmp_path: Pa
     sink.close()
     assert sink.frames_written == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_during_an_import_is_raised_once_the_import_is_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A C extension's initialisation turns a KeyboardInterrupt raised in it into ImportError("initialization
+    # failed"), and a library's optional import swallows that: the stop was lost (restyle-cam ran on after a
+    # SIGHUP at start-up). This module stands in for both: it swallows whatever is raised while it loads.
+    (tmp_path / "swallowing_module.py").write_text(
+        "import os, signal, time\n"
+        "swallowed = None\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.3)\n"
+        "except BaseException as exc:\n"
+        "    swallowed = exc\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with StopSignals() as stops:
+        with pytest.raises(Stopped):
+            import swallowing_module
+
+            assert swallowing_module.swallowed is None
+            time.sleep(1)  # the stop comes here, within the retry interval; the sleep is never finished
+        assert stops.received == signal.SIGTERM
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # the retry's handler is gone again
+
+
+def test_an_error_a_library_makes_of_the_stop_reads_as_the_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    from realtime.cli import run_entry_point
+
+    def command(argv: list[str]) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt as exc:  # as pybind11 does to an error raised inside an extension's code
+            raise ImportError("initialization failed") from exc
+        return 0
+
+    assert run_entry_point("prog", command, [], "error: interrupted; no output written") == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "prog: error: stopped by SIGTERM; no output written\n"
+
+
+def test_an_error_without_a_stop_keeps_its_traceback() -> None:
+    from realtime.cli import run_entry_point
+
+    def command(argv: list[str]) -> int:
+        raise ImportError("a bug, not a stop")
+
+    with pytest.raises(ImportError, match="a bug"):
+        run_entry_point("prog", command, [])
