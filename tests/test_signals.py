@@ -134,12 +134,15 @@ def test_restyle_cam_finalizes_the_recording(long_clip: Path, tmp_path: Path, si
     code, err = _signal_when(argv, _handlers_set if moment == "start-up" else _partial(out, 0.5), sig, tmp_path)
     assert code == 128 + sig, err
     _one_line(err, "restyle-cam", sig)
-    if moment == "start-up":
-        assert list(out.iterdir()) == []  # stopped before the recording began
-    else:
-        assert [p.name for p in out.iterdir()] == ["rec.mp4"]  # finalized under its name, no temporary file
-        shown = probe(rec, audio=False)
-        assert shown.frames >= 1 and shown.decode_errors == 0
+    written = [p.name for p in out.iterdir()]
+    if moment == "start-up" and not written:
+        return  # stopped before the recording began
+    # A stop that lands in an import is held until the import is over (realtime.signals, checked every 20
+    # ms); a start-up that is nearly all imports has reached its first frames before it (seen in CI, 1 run
+    # in 12). Either way: finalized under its name, no temporary file.
+    assert written == ["rec.mp4"]
+    shown = probe(rec, audio=False)
+    assert shown.frames >= 1 and shown.decode_errors == 0
 
 
 # pictures of test_restyle_image: enough that the run is still working when the signal comes, even where
@@ -170,9 +173,9 @@ def test_restyle_image(tmp_path: Path, sig: int, moment: str) -> None:
     assert code == 128 + sig, err
     line = _one_line(err, "restyle-image", sig)
     written = sorted(out.iterdir()) if out.exists() else []
-    if moment == "start-up":
-        assert written == [] and "nothing written" in line
-    else:
+    if moment == "start-up" and not written:
+        assert "nothing written" in line
+    else:  # at start-up too when the stop landed in an import and was held past the first picture (above)
         assert f"{len(written)} of {COUNT} images written, none half-written" in line
         assert 1 <= len(written) < COUNT
         for p in written:  # complete images under their final names, no hidden temporary file
