@@ -525,6 +525,35 @@ def test_multi_style_distillation_takes_each_style_from_the_teacher(multi, train
         assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(trainer.data.targets[k], resumed.data.targets[k]))
 
 
+def test_one_style_distilled_from_a_multi_style_teacher_takes_the_teachers_style_of_its_name(
+        multi, train_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """A style refined in (or added to) a model with a teacher of several styles learns the teacher's style
+    of the same name, not the teacher's first one; a name the teacher lacks is a one-line error."""
+    from realtime.errors import DataError
+    from realtime.stylizer import Stylizer
+    from realtime.train.trainer import Trainer
+    from realtime.train.vgg import load_vgg
+
+    base = multi[0]
+    sun = tmp_path / "sun.png"
+    sun.write_bytes(train_data["styles"][1].read_bytes())
+    vgg = load_vgg(random_init=True)
+    trainer = Trainer(_tiny_config(train_data, tmp_path, style_image=str(sun), add_to=str(base), refine=True,
+                                   teacher=str(base), distill_weight=1.0), vgg=vgg, progress=lambda s: None)
+    teacher = Stylizer(base, device="cpu", lanes=1)
+    photo = np.asarray(trainer.data.images[0])
+    teacher.set_style("sun")
+    assert np.array_equal(np.asarray(trainer.data.targets[0][0]), teacher.stylize([photo])[0])
+    teacher.set_style("ink")  # the teacher's first style, which it was taught before
+    assert not np.array_equal(np.asarray(trainer.data.targets[0][0]), teacher.stylize([photo])[0])
+
+    moon = tmp_path / "moon.png"
+    moon.write_bytes(train_data["styles"][2].read_bytes())
+    with pytest.raises(DataError, match="has no style 'moon' \\(it has ink, sun, sea\\)"):
+        Trainer(_tiny_config(train_data, tmp_path, style_image=str(moon), add_to=str(base), teacher=str(base),
+                             distill_weight=1.0), vgg=vgg, progress=lambda s: None)
+
+
 def test_add_style_takes_the_models_recipe_unless_told(tmp_path: Path, train_data) -> None:  # noqa: ANN001
     """A style added to a model is trained with the loss balance and crops the model was trained with, and
     with a step size of its own."""

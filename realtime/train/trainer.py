@@ -178,11 +178,14 @@ class Trainer:
 
             teacher_model = Stylizer(config.teacher, device="cuda" if self.device.type == "cuda" else "cpu")
             names = config.style_names()
-            if len(names) > 1:
-                # a multi-style student learns each style from the teacher's same style (by name)
+            if len(names) > 1 or len(teacher_model.info.style_names) > 1:
+                # each style is learnt from the teacher's style of the same name: a multi-style student's
+                # every style, and one style added to (or refined in) a model from a teacher of several,
+                # which would otherwise be taught the teacher's first style
                 missing = [n for n in names if n not in teacher_model.info.style_names]
                 if missing:
-                    raise DataError(f"the teacher {Path(config.teacher).name} has no style {missing[0]!r}")
+                    raise DataError(f"the teacher {Path(config.teacher).name} has no style {missing[0]!r} "
+                                    f"(it has {', '.join(teacher_model.info.style_names)})")
                 teachers = [_teacher_in_style(teacher_model, n) for n in names]
             else:
                 names = [""]  # the teacher's one style
