@@ -284,6 +284,24 @@ def test_an_error_a_library_makes_of_the_stop_reads_as_the_stop(capsys: pytest.C
     assert capsys.readouterr().err == "prog: error: stopped by SIGTERM; no output written\n"
 
 
+def test_restyle_train_reads_an_error_made_of_the_stop_as_the_stop(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # restyle-train has the same front end as the other commands (it had a copy without this rule)
+    from realtime.train import cli as train_cli
+
+    def train(args) -> int:  # noqa: ANN001
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+        return 0
+
+    monkeypatch.setattr(train_cli, "_train", train)
+    assert train_cli.main(["--style-image", "x.png"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "restyle-train: stopped by SIGTERM\n"
+
+
 def test_an_error_without_a_stop_keeps_its_traceback() -> None:
     from realtime.cli import run_entry_point
 

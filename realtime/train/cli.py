@@ -17,7 +17,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from realtime.errors import DataError, RealtimeError
+from realtime.errors import DataError
 
 from .config import TrainConfig
 
@@ -153,19 +153,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """``restyle-train``. SIGTERM and SIGHUP (a scheduler's stop, ``timeout``, a closed terminal) stop a
-    run as Ctrl+C does: a checkpoint is written, one line says where, exit 128 + the signal."""
-    from realtime.signals import StopSignals
+    run as Ctrl+C does: a checkpoint is written, one line says where, exit 128 + the signal. The same
+    front end as the other commands (realtime.cli.run_entry_point), so an error a library makes of the
+    stop also reads as the stop."""
+    from realtime.cli import run_entry_point
 
-    args = build_parser().parse_args(argv)
-    with StopSignals() as stops:
-        try:
-            return _train(args)
-        except RealtimeError as exc:
-            print(f"{PROG}: error: {stops.reword(str(exc))}", file=sys.stderr)
-            return stops.exit_code(exc.exit_code)
-        except KeyboardInterrupt:
-            print(f"{PROG}: {stops.reword('interrupted')}", file=sys.stderr)
-            return stops.exit_code(130)
+    return run_entry_point(PROG, lambda args: _train(build_parser().parse_args(args)), argv)
 
 
 def _train(args: argparse.Namespace) -> int:
