@@ -531,3 +531,11 @@ def test_sigterm_stops_training_with_a_checkpoint_and_one_line(data, random_vgg,
     saved = torch.load(tmp_path / "t" / CHECKPOINT_NAME, weights_only=True)
     assert 2 <= saved["iteration"] < 50
     assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back after the run
+
+
+def test_a_usage_error_is_one_line_and_exit_2(capsys) -> None:  # noqa: ANN001
+    from realtime.train.cli import main
+
+    assert main(["--iterations", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "restyle-train: error: argument --iterations: invalid int value: 'x' (see --help)\n"

@@ -17,6 +17,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from realtime.argtypes import OneLineParser
 from realtime.errors import DataError
 
 from .config import TrainConfig
@@ -38,7 +39,8 @@ def _name_weights(text: str) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # one line for a usage error, as the other commands give (argparse prints the whole usage first)
+    p = OneLineParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of settings (e.g. conf/<style>.json); options below override it")
     p.add_argument("--style-image", help="the painting")
     p.add_argument("--styles", nargs="+", metavar="PAINTING",
