@@ -46,7 +46,7 @@ from realtime.errors import RealtimeError  # noqa: E402
 from realtime.models import Style, list_styles, resolve_style, styles_in_record, tiers_of  # noqa: E402
 from realtime.stylizer import Stylizer  # noqa: E402
 from realtime.train.evaluate import (EVAL_LONG_SIDE, evaluate_photos, load_style_grams,  # noqa: E402
-                                     optimization_method, photo_tensor, summarise)
+                                     optimization_method, photo_tensor, stylizer_method, summarise)
 from realtime.train.images import list_images, open_rgb, to_uint8  # noqa: E402
 from realtime.train.optimize import OptimizeSettings, pick_device  # noqa: E402
 from realtime.train.vgg import load_vgg  # noqa: E402
@@ -220,12 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         own_style = summarise(own)["style_distance"]
         row(name, "input", "", own)
         for style in group.models:
-            stylizer = Stylizer(style.path, device=a.device, style=style.mix or None)
-
-            def run(x: torch.Tensor) -> torch.Tensor:
-                out = stylizer.stylize([to_uint8(x)])[0]
-                return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
-
+            run = stylizer_method(Stylizer(style.path, device=a.device, style=style.mix or None))
             # a shipped style by its zoo name, a file by its own (several files may hold one painting)
             label = style.name if style.origin != "file" else style.path.stem
             row(name, label, style.tier, evaluate_photos(vgg, run, photos, grams, a.long_side))

@@ -27,15 +27,12 @@ SHARED = ROOT.parent / "shared" / "data"
 def layer_distances(style: str, models: list[Path], photos: Path, styles: Path, long_side: int, first: int,
                     style_size: int) -> dict[str, list[float]]:
     """Per row ("input", then each model): the Gram distance of each style layer, summed over the photos
-    and ÷ the input's total."""
+    and ÷ the input's total (the terms realtime.train.evaluate computes for its style distance)."""
     import numpy as np
-    import torch
-    import torch.nn.functional as F
 
     from realtime.stylizer import Stylizer
-    from realtime.train.evaluate import load_style_grams, photo_tensor
-    from realtime.train.images import list_images, to_uint8
-    from realtime.train.losses import STYLE_LAYERS, gram
+    from realtime.train.evaluate import evaluate_styles, load_style_grams, stylizer_method
+    from realtime.train.images import list_images
     from realtime.train.vgg import load_vgg
 
     painting = next((p for p in sorted(styles.glob(f"{style}.*"))), None)
@@ -43,27 +40,18 @@ def layer_distances(style: str, models: list[Path], photos: Path, styles: Path, 
         raise RealtimeError(f"no painting named {style} in {styles}")
     vgg = load_vgg().eval()
     grams = load_style_grams(vgg, painting, style_size)
-    stylizers = []
+    methods = {"input": (lambda x: x, grams)}
     for model in models:
         s = Stylizer(model, device="cpu")
         if style not in s.info.style_names:
             raise RealtimeError(f"{model} has no style {style!r}")
         s.set_style(style)
-        stylizers.append(s)
+        methods[str(model)] = (stylizer_method(s), grams)
     chosen = list_images(str(photos))[:first]
     if not chosen:
         raise RealtimeError(f"no photos in {photos}")
-    totals = {name: np.zeros(len(STYLE_LAYERS)) for name in ["input", *map(str, models)]}
-    with torch.no_grad():
-        for path in chosen:
-            x = photo_tensor(path, long_side)
-            outputs = [("input", x)]
-            for model, s in zip(models, stylizers):
-                y = s.stylize([to_uint8(x)])[0].astype(np.float32) / 255.0
-                outputs.append((str(model), torch.from_numpy(y).permute(2, 0, 1).unsqueeze(0)))
-            for name, y in outputs:
-                feats = vgg(y, list(STYLE_LAYERS))
-                totals[name] += [float(F.mse_loss(gram(feats[n]), grams[n])) for n in STYLE_LAYERS]
+    rows = evaluate_styles(vgg, methods, chosen, long_side)
+    totals = {name: np.sum([r["style_terms"] for r in per_photo], axis=0) for name, per_photo in rows.items()}
     scale = totals["input"].sum()
     return {name: list(v / scale) for name, v in totals.items()}
 

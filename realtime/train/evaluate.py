@@ -36,14 +36,24 @@ def photo_tensor(path: str | Path, long_side: int = EVAL_LONG_SIDE) -> torch.Ten
 
 
 def _distances(feats_y: dict[str, torch.Tensor], feats_x: dict[str, torch.Tensor],
-               style_grams: dict[str, torch.Tensor]) -> tuple[float, float]:
+               style_grams: dict[str, torch.Tensor]) -> tuple[float, float, list[float]]:
     """Style and content distances (losses.style_distance / content_distance) from features already
-    computed: one VGG pass per image serves both, as relu3_3 is a style layer too."""
+    computed: one VGG pass per image serves both, as relu3_3 is a style layer too. Also the style
+    distance's terms, one per layer of STYLE_LAYERS (tools/style_layers.py)."""
     import torch.nn.functional as F
 
-    style = float(sum(F.mse_loss(gram(feats_y[n]), style_grams[n].expand(feats_y[n].shape[0], -1, -1)) for n in STYLE_LAYERS))
+    terms = [F.mse_loss(gram(feats_y[n]), style_grams[n].expand(feats_y[n].shape[0], -1, -1)) for n in STYLE_LAYERS]
     content = float(F.mse_loss(feats_y[EVAL_CONTENT_LAYER], feats_x[EVAL_CONTENT_LAYER]))
-    return style, content
+    return float(sum(terms)), content, [float(t) for t in terms]
+
+
+def stylizer_method(stylizer: Any) -> Method:
+    """A runtime ``Stylizer`` (an exported model, as users run it) as a method: the photo through uint8
+    and back, exactly what users get."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = stylizer.stylize([to_uint8(x)])[0]
+        return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).to(x.device)
+    return run
 
 
 @torch.no_grad()
@@ -70,8 +80,9 @@ def evaluate_styles(vgg: torch.nn.Module, methods: dict[Any, tuple[Method, dict[
             out = stylize(x)
             seconds = time.perf_counter() - t
             feats_y = feats_x if out is x else vgg(out.float().clamp(0, 1), layers)  # the input row: x itself
-            style, content = _distances(feats_y, feats_x, grams)
+            style, content, terms = _distances(feats_y, feats_x, grams)
             rows[name].append({"photo": Path(path).name, "style_distance": style, "content_distance": content,
+                               "style_terms": terms,
                                "grid": lattice_share(out.float().clamp(0, 1)), "seconds": seconds})
     return rows
 
