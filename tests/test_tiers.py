@@ -352,3 +352,49 @@ def test_init_starts_a_new_run_from_another_runs_weights(tmp_path: Path) -> None
     with pytest.raises(DataError, match="fast network"):
         Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, init=str(ckpt), **{**base, "arch": "full", "width": 8}),
                 vgg=vgg, progress=lambda s: None)
+
+
+@pytest.mark.parametrize("arch, width", [("fast", 16), ("full", 4)])
+def test_init_deepens_a_network_whose_new_blocks_start_as_the_identity_and_learn(tmp_path: Path, arch: str, width: int) -> None:
+    """--init from a network with fewer residual blocks: the run's network computes what the saved one did
+    at its first step (the extra blocks add nothing yet), and the extra blocks' weights move when it trains.
+    A shallower run than the saved network is still refused."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from realtime.errors import DataError
+    from realtime.train.config import TrainConfig
+    from realtime.train.trainer import CHECKPOINT_NAME, Trainer
+    from realtime.train.vgg import load_vgg
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(2):
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(photos / f"p{i}.png")
+    Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "style.png")
+    vgg = load_vgg(random_init=True)
+    base = dict(style_image=str(tmp_path / "style.png"), data=str(photos), arch=arch, width=width, batch=1, crop=32,
+                precision="fp32", checkpoint_every=1000, preview_every=1000, log_every=1, style_size=32, lr=1e-2)
+    Trainer(TrainConfig(out=str(tmp_path / "a"), name="a", iterations=2, depth=1, **base), vgg=vgg,
+            progress=lambda s: None).run()
+    ckpt = tmp_path / "a" / "a" / CHECKPOINT_NAME
+    shallow = Trainer(TrainConfig(out=str(tmp_path / "s"), name="s", iterations=0, depth=1, init=str(ckpt), **base),
+                      vgg=vgg, progress=lambda s: None).model.eval()
+    said: list[str] = []
+    deep = Trainer(TrainConfig(out=str(tmp_path / "b"), name="b", iterations=2, depth=3, init=str(ckpt), **base), vgg=vgg,
+                   progress=said.append)
+    assert "1 residual blocks, 2 more added after them" in "\n".join(said)
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        assert torch.equal(shallow(x), deep.model.eval()(x))
+    before = {k: v.clone() for k, v in deep.model.state_dict().items() if k.startswith(("residuals.1.", "residuals.2."))}
+    deep.model.train()
+    deep.run()
+    after = deep.model.state_dict()
+    assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.endswith("weight"))
+    with torch.no_grad():
+        assert not torch.equal(shallow(x), deep.model.eval()(x))
+    with pytest.raises(DataError, match=r"depth 3, .* builds \w+ \d+/1,"):
+        Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, depth=1,
+                            init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME), **base), vgg=vgg, progress=lambda s: None)

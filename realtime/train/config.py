@@ -78,7 +78,8 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.0
     # start from the network weights of another run's checkpoint (e.g. a distillation stage); unlike
-    # --resume this is a new run with its own settings, iteration count and optimizer state
+    # --resume this is a new run with its own settings, iteration count and optimizer state; a deeper network
+    # than the saved one starts as it (model.load_into_deeper)
     init: str = ""
     vgg_weights: str = ""
     # bookkeeping

@@ -200,6 +200,35 @@ def resize_styles(module: nn.Module, styles: int) -> None:
                 setattr(m, name, nn.Parameter(table[:1].detach().repeat(styles, 1)))
 
 
+def start_as_identity(block: nn.Module) -> None:
+    """Make a residual block add nothing (x + 0): its last layer's weights and biases become zero, a
+    convolution's or, where a norm ends the block (the full tier), every style's row of that norm. The
+    block still learns: the zeroed layer gets a gradient at once, the layers before it as soon as it moves
+    (the zero-initialised residual branch of Goyal et al. 2017). A network deepened this way computes what
+    the shallower one did, so training it on from trained weights loses nothing at the first step."""
+    last = [m for m in block.modules() if isinstance(m, (nn.Conv2d, CondInstanceNorm2d))][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
+
+
+def load_into_deeper(module: nn.Module, state: dict[str, torch.Tensor], depth: int) -> int:
+    """Load a network of ``depth`` residual blocks into ``module``, which has more: its first ``depth``
+    blocks and everything else take the saved weights, the extra blocks come last and start as the identity
+    (start_as_identity), so ``module`` computes what the saved network did. Returns the blocks added."""
+    blocks = module.residuals
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    new = {f"residuals.{i}." for i in range(depth, len(blocks))}
+    stray = [k for k in missing if not any(k.startswith(p) for p in new)]
+    if unexpected or stray or depth >= len(blocks):
+        raise ValueError(f"weights of {depth} residual blocks do not fit a network of {len(blocks)}: "
+                         f"{(list(unexpected) + stray)[:3]}")
+    for block in list(blocks)[depth:]:
+        start_as_identity(block)
+    return len(blocks) - depth
+
+
 class StyledNetwork(nn.Module):
     """A network whose instance norms are conditional: ``forward(x, style)`` with ``style`` as in
     CondInstanceNorm2d (None for a single-style network)."""

@@ -294,7 +294,7 @@ class Trainer:
     def _load_init(self, config: TrainConfig) -> None:
         """Start from another run's network: a checkpoint, or an exported model file. A single-style
         network starts every style of a multi-style run (each style's rows a copy of its one)."""
-        from .model import resize_styles, style_count
+        from .model import load_into_deeper, resize_styles, style_count
 
         if Path(config.init).suffix.lower() == ".onnx":
             from .export import load_network
@@ -305,23 +305,35 @@ class Trainer:
         else:
             start = load_checkpoint(config.init, "--init")
             saved, state = start.get("config", {}), start["model"]
-        shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("depth"), c.get("residual_norm", True))  # noqa: E731
-        if shape(saved) != shape(config.to_dict()):
+        shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("residual_norm", True))  # noqa: E731
+        saved_depth = saved.get("depth")
+        # A deeper network may start from a shallower one of the same shape otherwise (more capacity for
+        # the styles the shallower one could not reach): its extra blocks start as the identity.
+        deeper = isinstance(saved_depth, int) and saved_depth < config.depth
+        if shape(saved) != shape(config.to_dict()) or not (deeper or saved_depth == config.depth):
             raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
-                            f"depth {saved.get('depth')}, residual norm {saved.get('residual_norm', True)}; this run builds "
+                            f"depth {saved_depth}, residual norm {saved.get('residual_norm', True)}; this run builds "
                             f"{config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}")
+
+        def load(weights: dict[str, torch.Tensor]) -> None:
+            if not deeper:
+                self.model.load_state_dict(weights)
+                return
+            added = load_into_deeper(self.model, weights, saved_depth)
+            self.progress(f"[{config.name}] --init {config.init}: {saved_depth} residual blocks, {added} more added "
+                          "after them, each starting as the identity")
         styles = style_count(self.model)
         rows = next((v.shape[0] for k, v in state.items() if k.endswith(".weight") and v.dim() == 2), 1)
         if rows != styles:
             if rows != 1:
                 raise DataError(f"--init {config.init} holds {rows} styles; this run trains {styles}")
             resize_styles(self.model, 1)
-            self.model.load_state_dict(state)
+            load(state)
             resize_styles(self.model, styles)
             self.model.to(self.device)
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         else:
-            self.model.load_state_dict(state)
+            load(state)
 
     def _norm_floor_crops(self, config: TrainConfig) -> torch.Tensor:
         """The crops the norms' variance floors are measured on, always the same ones (a random stream of
