@@ -321,26 +321,33 @@ def test_shipped_fast_styles_have_full_twins_and_the_default_has_both() -> None:
         assert record["tier"] == "fast" and record["settings"]["arch"] == "fast"
 
 
-def test_init_starts_a_new_run_from_another_runs_weights(tmp_path: Path) -> None:
-    """--init copies the network weights of a checkpoint into a fresh run (a fine-tune after
-    distillation), and refuses a checkpoint of another architecture."""
+def _tiny_style_run(tmp_path: Path, seed: int, **settings: object) -> tuple[object, dict]:
+    """Two random photos and a random painting in ``tmp_path``, a random-weight VGG, and the settings of a
+    tiny single-style run on them (``settings`` added): what the --init tests train with."""
     pytest.importorskip("PIL")
     from PIL import Image
 
-    from realtime.errors import DataError
-    from realtime.train.config import TrainConfig
-    from realtime.train.trainer import CHECKPOINT_NAME, Trainer
     from realtime.train.vgg import load_vgg
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     for i in range(2):
         Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(photos / f"p{i}.png")
     Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "style.png")
-    vgg = load_vgg(random_init=True)
-    base = dict(style_image=str(tmp_path / "style.png"), data=str(photos), arch="fast", width=16, depth=1, batch=1,
-                crop=32, precision="fp32", checkpoint_every=1000, preview_every=1000, log_every=1, style_size=32)
+    base = dict(style_image=str(tmp_path / "style.png"), data=str(photos), batch=1, crop=32, precision="fp32",
+                checkpoint_every=1000, preview_every=1000, log_every=1, style_size=32, **settings)
+    return load_vgg(random_init=True), base
+
+
+def test_init_starts_a_new_run_from_another_runs_weights(tmp_path: Path) -> None:
+    """--init copies the network weights of a checkpoint into a fresh run (a fine-tune after
+    distillation), and refuses a checkpoint of another architecture."""
+    from realtime.errors import DataError
+    from realtime.train.config import TrainConfig
+    from realtime.train.trainer import CHECKPOINT_NAME, Trainer
+
+    vgg, base = _tiny_style_run(tmp_path, seed=1, arch="fast", width=16, depth=1)
     first = Trainer(TrainConfig(out=str(tmp_path / "a"), name="a", iterations=3, seed=1, **base), vgg=vgg, progress=lambda s: None)
     first.run()
     ckpt = tmp_path / "a" / "a" / CHECKPOINT_NAME
@@ -359,23 +366,11 @@ def test_init_deepens_a_network_whose_new_blocks_start_as_the_identity_and_learn
     """--init from a network with fewer residual blocks: the run's network computes what the saved one did
     at its first step (the extra blocks add nothing yet), and the extra blocks' weights move when it trains.
     A shallower run than the saved network is still refused."""
-    pytest.importorskip("PIL")
-    from PIL import Image
-
     from realtime.errors import DataError
     from realtime.train.config import TrainConfig
     from realtime.train.trainer import CHECKPOINT_NAME, Trainer
-    from realtime.train.vgg import load_vgg
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(4)
-    for i in range(2):
-        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(photos / f"p{i}.png")
-    Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "style.png")
-    vgg = load_vgg(random_init=True)
-    base = dict(style_image=str(tmp_path / "style.png"), data=str(photos), arch=arch, width=width, batch=1, crop=32,
-                precision="fp32", checkpoint_every=1000, preview_every=1000, log_every=1, style_size=32, lr=1e-2)
+    vgg, base = _tiny_style_run(tmp_path, seed=4, arch=arch, width=width, lr=1e-2)
     Trainer(TrainConfig(out=str(tmp_path / "a"), name="a", iterations=2, depth=1, **base), vgg=vgg,
             progress=lambda s: None).run()
     ckpt = tmp_path / "a" / "a" / CHECKPOINT_NAME
