@@ -229,6 +229,30 @@ def load_into_deeper(module: nn.Module, state: dict[str, torch.Tensor], depth: i
     return len(blocks) - depth
 
 
+def widen_decoder_state(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` of a FastTransformNet with a narrower decoder, grown to ``module``'s decoder width so that
+    ``module`` computes what the saved network did: each decoder tensor keeps its saved values in its
+    leading channels and ``module``'s own fresh values in the new ones (new norm rows are 1 and 0), and
+    the new channels' readers (the next convolution's weights on them) start at zero. They learn as the
+    zero-initialised block of start_as_identity does: the zeroed weights get a gradient at once, the new
+    channels behind them as soon as those weights move."""
+    own, out = module.state_dict(), dict(state)
+    old = state["decoder.2.weight"].shape[0]  # the saved decoder's channels at half resolution
+    for key, saved in state.items():
+        target = own.get(key)
+        if not key.startswith("decoder.") or target is None or saved.shape == target.shape:
+            continue
+        if saved.dim() != target.dim() or any(a > b for a, b in zip(saved.shape, target.shape)):
+            raise ValueError(f"{key} of shape {tuple(saved.shape)} does not fit into {tuple(target.shape)}")
+        grown = target.detach().clone()
+        grown[tuple(slice(0, n) for n in saved.shape)] = saved
+        out[key] = grown
+    for key, first_new in (("decoder.2.weight", 2 * old), ("decoder.6.weight", old)):
+        out[key] = out[key].clone()
+        out[key][:, first_new:] = 0
+    return out
+
+
 class StyledNetwork(nn.Module):
     """A network whose instance norms are conditional: ``forward(x, style)`` with ``style`` as in
     CondInstanceNorm2d (None for a single-style network)."""
@@ -380,7 +404,8 @@ class FastTransformNet(StyledNetwork):
     output_scale = 1.0 / 8.0
     output_offset = 0.5
 
-    def __init__(self, width: int = 64, depth: int = 4, residual_norm: bool = True, styles: int = 1):
+    def __init__(self, width: int = 64, depth: int = 4, residual_norm: bool = True, styles: int = 1,
+                 decoder_width: int = 0):
         super().__init__()
         self.width, self.depth = width, depth
         half, n = max(4, width // 8), styles
@@ -388,6 +413,10 @@ class FastTransformNet(StyledNetwork):
             nn.Conv2d(3, half, 3, 2, 1), CondInstanceNorm2d(half, n), nn.ReLU(inplace=True),
             nn.Conv2d(half, width, 3, 2, 1), CondInstanceNorm2d(width, n), nn.ReLU(inplace=True),
         )
+        # the decoder's channels at half resolution (twice that out of the 1×1 at quarter resolution);
+        # 0: the encoder's first width
+        half = decoder_width or half
+        self.decoder_width = half
         self.residuals = nn.Sequential(*[SeparableResidualBlock(width, residual_norm, n) for _ in range(depth)])
         self.decoder = nn.Sequential(
             nn.Conv2d(width, 2 * half, 1), nn.Upsample(scale_factor=2, mode="nearest"),
@@ -501,14 +530,18 @@ def phases_as_nearest_up_conv(phases: nn.Conv2d, scale: float = 1.0, offset: flo
 ARCHS = {"full": TransformNet, "fast": FastTransformNet}
 
 
-def build_model(arch: str, width: int, depth: int, residual_norm: bool = True, styles: int = 1) -> nn.Module:
+def build_model(arch: str, width: int, depth: int, residual_norm: bool = True, styles: int = 1,
+                decoder_width: int = 0) -> nn.Module:
     """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable), with
     ``styles`` rows in each conditional instance norm. ``residual_norm=False`` (fast only) leaves instance
-    norm out of the residual blocks."""
+    norm out of the residual blocks; ``decoder_width`` (fast only, 0: its default) sets the decoder's
+    channels at half resolution."""
     if arch == "fast":
-        return FastTransformNet(width, depth, residual_norm, styles)
+        return FastTransformNet(width, depth, residual_norm, styles, decoder_width)
     if not residual_norm:
         raise ValueError(f"residual_norm=False is a setting of the fast arch, not {arch!r}")
+    if decoder_width:
+        raise ValueError(f"decoder_width is a setting of the fast arch, not {arch!r}")
     return ARCHS[arch](width, depth, styles)
 
 

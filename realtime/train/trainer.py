@@ -227,7 +227,7 @@ class Trainer:
             base = self.base_metadata
             # the network is the model's: its shape settings go into the new file's settings too
             shape = json.loads(base.get(mm.SETTINGS, "{}"))
-            for key in ("arch", "width", "depth", "residual_norm"):
+            for key in ("arch", "width", "depth", "residual_norm", "decoder_width"):
                 if key in shape:
                     setattr(config, key, shape[key])
             self.base_styles = json.loads(base[mm.STYLE_NAMES]) if mm.STYLE_NAMES in base else [base.get(mm.STYLE_NAME) or Path(config.add_to).stem]
@@ -250,7 +250,8 @@ class Trainer:
             self._freeze_all_but_new_style()
         else:
             self.base_styles = []
-            self.model = build_model(config.arch, config.width, config.depth, config.residual_norm, styles=len(config.style_paths()))
+            self.model = build_model(config.arch, config.width, config.depth, config.residual_norm,
+                                     styles=len(config.style_paths()), decoder_width=config.decoder_width)
             self.first_style = 0
         self.model = self.model.to(self.device)
         self.style_names = self.base_styles + config.style_names()
@@ -294,7 +295,7 @@ class Trainer:
     def _load_init(self, config: TrainConfig) -> None:
         """Start from another run's network: a checkpoint, or an exported model file. A single-style
         network starts every style of a multi-style run (each style's rows a copy of its one)."""
-        from .model import load_into_deeper, resize_styles, style_count
+        from .model import load_into_deeper, resize_styles, style_count, widen_decoder_state
 
         if Path(config.init).suffix.lower() == ".onnx":
             from .export import load_network
@@ -307,15 +308,27 @@ class Trainer:
             saved, state = start.get("config", {}), start["model"]
         shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("residual_norm", True))  # noqa: E731
         saved_depth = saved.get("depth")
-        # A deeper network may start from a shallower one of the same shape otherwise (more capacity for
-        # the styles the shallower one could not reach): its extra blocks start as the identity.
+        # the decoder's channels at half resolution, as the fast network resolves its default (0)
+        decoder = lambda c: c.get("decoder_width") or max(4, int(c.get("width") or 0) // 8)  # noqa: E731
+        saved_decoder, run_decoder = decoder(saved), decoder(config.to_dict())
+        # A deeper or wider network may start from a smaller one of the same shape otherwise (more capacity
+        # for the styles the smaller one could not reach): its extra blocks start as the identity, its
+        # extra decoder channels unread, so it computes what the saved one did.
         deeper = isinstance(saved_depth, int) and saved_depth < config.depth
-        if shape(saved) != shape(config.to_dict()) or not (deeper or saved_depth == config.depth):
+        wider = config.arch == "fast" and saved_decoder < run_decoder
+        if (shape(saved) != shape(config.to_dict()) or not (deeper or saved_depth == config.depth)
+                or not (wider or saved_decoder == run_decoder)):
             raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
-                            f"depth {saved_depth}, residual norm {saved.get('residual_norm', True)}; this run builds "
-                            f"{config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}")
+                            f"depth {saved_depth}, residual norm {saved.get('residual_norm', True)}"
+                            + (f", decoder width {saved_decoder}" if config.arch == "fast" else "")
+                            + f"; this run builds {config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}"
+                            + (f", decoder width {run_decoder}" if config.arch == "fast" else ""))
 
         def load(weights: dict[str, torch.Tensor]) -> None:
+            if wider:
+                weights = widen_decoder_state(weights, self.model)
+                self.progress(f"[{config.name}] --init {config.init}: decoder widened from {saved_decoder} to "
+                              f"{run_decoder} channels, the new ones starting unread")
             if not deeper:
                 self.model.load_state_dict(weights)
                 return
