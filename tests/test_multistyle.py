@@ -347,6 +347,47 @@ def test_add_style_learns_one_style_and_leaves_the_others_bit_exact(multi, train
     added = new_s.run(None, {"input": x, "style": np.eye(4, dtype=np.float32)[3]})[0]
     assert not np.array_equal(added, old)
 
+    # tools/install_refined.py installs an --add-style run too, and --drop takes a style out of the
+    # installed model and its record: the others compute what they did
+    tool, shipped = _install_tool(), _shipped_zoo(tmp_path, base)
+    run, photos = tmp_path / trainer.config.name, str(train_data["photos"])
+    assert tool.main([str(shipped / "zoo.json"), str(run), "--drop", "nope", "--val", photos]) == 1
+    assert tool.main([str(shipped / "zoo.json"), str(run), "--drop", "sun", "--val", photos]) == 0
+    installed = ort.InferenceSession(str(shipped / "zoo.onnx"), providers=["CPUExecutionProvider"])
+    meta = installed.get_modelmeta().custom_metadata_map
+    kept = ["ink", "sea", "paint2"]
+    assert json.loads(meta[mm.STYLE_NAMES]) == kept and meta[mm.STYLE_NAME] == "zoo"
+    assert [r["name"] for r in json.loads(meta[mm.STYLE_RECORDS])] == kept
+    for k, was in enumerate([0, 2, 3]):
+        got = installed.run(None, {"input": x, "style": np.eye(3, dtype=np.float32)[k]})[0]
+        assert np.array_equal(got, new_s.run(None, {"input": x, "style": np.eye(4, dtype=np.float32)[was]})[0]), kept[k]
+    record = json.loads((shipped / "zoo.json").read_text())
+    assert [s["name"] for s in record["styles"]] == kept and record["dropped_styles"] == ["sun"]
+
+
+def _install_tool():  # noqa: ANN202
+    """tools/install_refined.py as a module."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("install_refined_under_test", root / "tools" / "install_refined.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def _shipped_zoo(tmp_path: Path, model: Path) -> Path:
+    """A folder standing in for trained/: ``model`` as zoo.onnx and a one-stage record of NAMES."""
+    import shutil
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy2(model, shipped / "zoo.onnx")
+    stage = {"settings": {"name": "zoo"}, "iterations": 7, "wall_time_s": 1.0, "final_losses": {}}
+    (shipped / "zoo.json").write_text(json.dumps({"name": "zoo", "files": {"onnx": "zoo.onnx", "sheet": "zoo_sheet.jpg"},
+                                                  "styles": [{"name": n} for n in NAMES], "stages": [stage]}))
+    return shipped
+
 
 def test_add_style_needs_its_model_and_refuses_a_duplicate_name(multi, train_data, tmp_path: Path) -> None:  # noqa: ANN001
     from realtime.errors import DataError
@@ -400,19 +441,9 @@ def test_refine_trains_one_existing_style_in_its_place_and_leaves_the_others_bit
 
     # tools/install_refined.py puts the refined file in the shipped one's place, under the shipped name,
     # with one more stage in the record and a sheet of every style
-    import importlib.util
     import shutil
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("install_refined_under_test", root / "tools" / "install_refined.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    shutil.copy2(base, shipped / "zoo.onnx")
-    stage = {"settings": {"name": "zoo"}, "iterations": 7, "wall_time_s": 1.0, "final_losses": {}}
-    (shipped / "zoo.json").write_text(json.dumps({"name": "zoo", "files": {"onnx": "zoo.onnx", "sheet": "zoo_sheet.jpg"},
-                                                  "stages": [stage]}))
+    tool, shipped = _install_tool(), _shipped_zoo(tmp_path, base)
     run = tmp_path / trainer.config.name
     assert tool.main([str(shipped / "zoo.json"), str(tmp_path), "--val", str(train_data["photos"])]) == 1  # not a run
     assert tool.main([str(shipped / "zoo.json"), str(run), "--val", str(train_data["photos"])]) == 0
@@ -431,7 +462,7 @@ def test_refine_trains_one_existing_style_in_its_place_and_leaves_the_others_bit
         folder = tmp_path / name
         shutil.copytree(run, folder)
         source = json.loads((run / f"{run.name}.json").read_text())
-        source["settings"] = {**source["settings"], "refine": False, **settings}
+        source["settings"] = {**source["settings"], "refine": False, "add_to": "", **settings}
         (folder / f"{name}.json").write_text(json.dumps(source))
         return folder
 

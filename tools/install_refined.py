@@ -1,9 +1,13 @@
 """Install a shipped multi-style model trained on further: its styles with ``restyle-train --add-style
-PAINTING --to MODEL.onnx --refine``, or its whole network with ``restyle-train --init`` (one or several
-runs in a chain, each from the file or weights the one before wrote).
+PAINTING --to MODEL.onnx --refine``, its whole network with ``restyle-train --init``, or a new style with
+``--add-style`` (one or several runs in a chain, each from the file or weights the one before wrote).
 
     python tools/install_refined.py trained/fast/paintings.json runs/f_horse runs/f_gw \
         --val ../shared/data/content/val
+    python tools/install_refined.py trained/paintings.json runs/the_kiss --drop great_wave --val ...
+
+``--drop NAME`` takes a style out of the installed model (its rows of every conditional norm; the other
+styles compute what they did) and out of its record, which lists it under ``dropped_styles``.
 
 The last run's model replaces the shipped one under the shipped name (trained/fast/paintings.onnx); its
 metadata keeps the shipped model's name. The new training record is the last run's (every style's
@@ -37,17 +41,21 @@ def run_record(run: Path) -> dict:
         raise RealtimeError(f"no training record {path}: did the run finish (export included)?")
     record = json.loads(path.read_text())
     settings = record.get("settings", {})
-    if not (settings.get("refine") or settings.get("init")):
-        raise RealtimeError(f"{path} is neither a --refine run nor one started from trained weights (--init)")
+    if not (settings.get("refine") or settings.get("init") or settings.get("add_to")):
+        raise RealtimeError(f"{path} is neither a --refine or --add-style run nor one started from trained weights (--init)")
     return record
 
 
-def check_styles(shipped: dict, run: dict, path: Path) -> None:
-    """The run must learn the shipped model's styles, in its order: the installed file replaces it."""
-    names = [s.get("name") for s in shipped.get("styles") or []]
+def check_styles(before: dict, run: dict, path: Path) -> None:
+    """The run must learn the styles of the model before it (the shipped one, or the run before in the
+    chain), in their order: the installed file replaces it. An --add-style run appends its one style."""
+    names = [s.get("name") for s in before.get("styles") or []]
     got = [s.get("name") for s in run.get("styles") or []]
-    if names and got != names:
-        raise RealtimeError(f"{path} learns {', '.join(map(str, got))}, not the shipped model's {', '.join(names)}")
+    settings = run.get("settings", {})
+    added = bool(settings.get("add_to")) and not settings.get("refine")
+    if names and got != names and not (added and got[:-1] == names):
+        raise RealtimeError(f"{path} learns {', '.join(map(str, got))}, not the styles of the model it starts from, "
+                            f"{', '.join(names)}{' and one more' if added else ''}")
 
 
 def merged_record(shipped: dict, runs: list[dict]) -> dict:
@@ -61,11 +69,36 @@ def merged_record(shipped: dict, runs: list[dict]) -> dict:
     return with_stages({**runs[-1], "name": shipped["name"], "files": shipped["files"]}, stages)
 
 
+def dropped(net, meta: dict[str, str], names: list[str], drop: list[str], name: str) -> tuple:  # noqa: ANN001
+    """``net`` without the styles ``drop``, as an ONNX model (exported and checked against PyTorch) named
+    ``name``, and the styles it keeps."""
+    import tempfile
+
+    import onnx
+
+    from realtime.train.export import export_onnx
+    from realtime.train.model import remove_style_row
+
+    unknown = [d for d in drop if d not in names]
+    if unknown or len(set(drop)) >= len(names):
+        raise RealtimeError(f"cannot drop {', '.join(unknown or drop)} from a model of {', '.join(names)}")
+    for d in drop:
+        remove_style_row(net, names.index(d))
+        names = [n for n in names if n != d]
+    records = [r for r in json.loads(meta.get(mm.STYLE_RECORDS, "[]")) if r.get("name") not in drop]
+    meta = {**meta, mm.STYLE_NAME: name, mm.STYLE_NAMES: json.dumps(names), mm.STYLE_RECORDS: json.dumps(records)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "kept.onnx"
+        export_onnx(net.eval(), path, meta)
+        return onnx.load(str(path)), names
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("record", type=Path, help="the shipped model's training record (its .onnx and sheet beside it)")
     p.add_argument("runs", nargs="+", type=Path, help="the refine runs' folders, in the order they ran")
     p.add_argument("--val", type=Path, required=True, help="photos of the contact sheet")
+    p.add_argument("--drop", nargs="+", default=[], metavar="STYLE", help="styles to take out of the installed model")
     a = p.parse_args(argv)
     import onnx
     import torch
@@ -87,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shipped = json.loads(a.record.read_text())
         runs = [run_record(r) for r in a.runs]
-        for path, run in zip(a.runs, runs):
-            check_styles(shipped, run, path)
+        for path, before, run in zip(a.runs, [shipped, *runs], runs):
+            check_styles(before, run, path)
         source = a.runs[-1] / runs[-1]["files"]["onnx"]
         record = merged_record(shipped, runs)
 
@@ -98,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 prop.value = shipped["name"]
         net, meta = load_network(source)
         names = json.loads(meta[mm.STYLE_NAMES])
+        if a.drop:
+            model, names = dropped(net, meta, names, a.drop, shipped["name"])
+            record = {**record, "styles": [s for s in record.get("styles") or [] if s.get("name") not in a.drop],
+                      "dropped_styles": [*record.get("dropped_styles", []), *a.drop]}
         border = int(meta.get(mm.BORDER, "0"))
         vectors = torch.eye(len(names))
         picture = style_sheet(list_images(str(a.val)), [(n, style_stylizer(net.eval(), border, vectors[k]))

@@ -190,6 +190,19 @@ def move_style_row(module: nn.Module, source: int, target: int) -> None:
                 setattr(m, name, nn.Parameter(table.detach()[order].clone()))
 
 
+def remove_style_row(module: nn.Module, index: int) -> None:
+    """Take style ``index``'s row out of every conditional norm: the network no longer has that style, and
+    every other style computes what it did (the shared weights and their rows are untouched)."""
+    count = style_count(module)
+    if not 0 <= index < count or count < 2:
+        raise ValueError(f"cannot remove style {index} of a network of {count} style(s)")
+    keep = [k for k in range(count) if k != index]
+    for m in style_norms(module):
+        with torch.no_grad():
+            for name in ("weight", "bias"):
+                setattr(m, name, nn.Parameter(getattr(m, name).detach()[keep].clone()))
+
+
 def resize_styles(module: nn.Module, styles: int) -> None:
     """Give every conditional norm ``styles`` rows, each a copy of its first (a multi-style run started
     from a single-style network: every style begins as that one)."""
