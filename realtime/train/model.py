@@ -377,6 +377,13 @@ class SeparableResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def fast_decoder_width(width: int, decoder_width: int = 0) -> int:
+    """The fast network's channels at half resolution: ``decoder_width`` in its decoder (twice that out of
+    the 1×1 at quarter resolution), or with 0 (the default, and always in the encoder) ``width // 8``, at
+    least 4."""
+    return decoder_width or max(4, width // 8)
+
+
 class FastTransformNet(StyledNetwork):
     """The fast tier, chosen by timing candidates with ONNX Runtime on 2 CPU cores (tools/bench.py):
     two stride-2 3×3 convolutions take the image to quarter resolution, where ``depth`` separable residual
@@ -421,15 +428,12 @@ class FastTransformNet(StyledNetwork):
                  decoder_width: int = 0):
         super().__init__()
         self.width, self.depth = width, depth
-        half, n = max(4, width // 8), styles
+        half, n = fast_decoder_width(width), styles
         self.encoder = nn.Sequential(
             nn.Conv2d(3, half, 3, 2, 1), CondInstanceNorm2d(half, n), nn.ReLU(inplace=True),
             nn.Conv2d(half, width, 3, 2, 1), CondInstanceNorm2d(width, n), nn.ReLU(inplace=True),
         )
-        # the decoder's channels at half resolution (twice that out of the 1×1 at quarter resolution);
-        # 0: the encoder's first width
-        half = decoder_width or half
-        self.decoder_width = half
+        half = fast_decoder_width(width, decoder_width)
         self.residuals = nn.Sequential(*[SeparableResidualBlock(width, residual_norm, n) for _ in range(depth)])
         self.decoder = nn.Sequential(
             nn.Conv2d(width, 2 * half, 1), nn.Upsample(scale_factor=2, mode="nearest"),

@@ -295,7 +295,7 @@ class Trainer:
     def _load_init(self, config: TrainConfig) -> None:
         """Start from another run's network: a checkpoint, or an exported model file. A single-style
         network starts every style of a multi-style run (each style's rows a copy of its one)."""
-        from .model import load_into_deeper, resize_styles, style_count, widen_decoder_state
+        from .model import fast_decoder_width, load_into_deeper, resize_styles, style_count, widen_decoder_state
 
         if Path(config.init).suffix.lower() == ".onnx":
             from .export import load_network
@@ -309,7 +309,7 @@ class Trainer:
         shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("residual_norm", True))  # noqa: E731
         saved_depth = saved.get("depth")
         # the decoder's channels at half resolution, as the fast network resolves its default (0)
-        decoder = lambda c: c.get("decoder_width") or max(4, int(c.get("width") or 0) // 8)  # noqa: E731
+        decoder = lambda c: fast_decoder_width(int(c.get("width") or 0), int(c.get("decoder_width") or 0))  # noqa: E731
         saved_decoder, run_decoder = decoder(saved), decoder(config.to_dict())
         # A deeper or wider network may start from a smaller one of the same shape otherwise (more capacity
         # for the styles the smaller one could not reach): its extra blocks start as the identity, its
