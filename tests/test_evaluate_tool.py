@@ -114,3 +114,18 @@ def test_a_failing_peer_is_one_error_line(tmp_path: Path, monkeypatch: pytest.Mo
     work.mkdir()
     with pytest.raises(RealtimeError, match="the peer failed on p0.png"):
         tool.peer_method(Path(sys.executable), photos[0], photos, 64, work, threads=1)
+
+
+def test_skip_measures_the_photos_after_the_first_set_and_refuses_negative_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool = _evaluate_module()
+    names = [Path(f"p{i}.png") for i in range(8)]
+    assert tool.chosen_photos(names, 0, 4) == names[:4]
+    assert tool.chosen_photos(names, 4, 4) == names[4:]  # the second held-out set: no photo of the first
+    assert tool.chosen_photos(names, 6, 0) == names[6:]
+    assert tool.chosen_photos(names, 8, 4) == []
+    _photos(tmp_path / "photos")  # two photos: none left after the first two
+    assert tool.main(["--photos", str(tmp_path / "photos"), "--skip", "2"]) == 1
+    assert capsys.readouterr().err.strip().endswith("no photos in " + str(tmp_path / "photos") + " after the first 2")
+    assert tool.main(["--photos", str(tmp_path / "photos"), "--skip", "-1"]) == 1
+    assert "0 or more" in capsys.readouterr().err

@@ -432,8 +432,54 @@ def test_init_widens_the_fast_decoder_whose_new_channels_start_unread_and_learn(
     assert back.decoder[2].out_channels == 8
     with torch.no_grad():
         assert torch.allclose(back.eval()(x), wide.model.eval()(x), atol=1e-5)
-    with pytest.raises(DataError, match="decoder width 8; this run builds fast 16/1, residual norm True, decoder width 4"):
+    with pytest.raises(DataError, match="decoder width 8, encoder width 4; this run builds fast 16/1, residual norm True, "
+                                        "decoder width 4"):
         Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME),
                             **base), vgg=vgg, progress=lambda s: None)
     with pytest.raises(DataError, match="decoder_width is a setting of the fast arch"):
         TrainConfig(**{**base, "arch": "full", "decoder_width": 8}).validate()
+
+
+def test_init_widens_the_fast_encoder_whose_new_channels_start_unread_and_learn(tmp_path: Path) -> None:
+    """--init from a fast network with a narrower first convolution (--encoder-width): the run's network
+    computes what the saved one did (the stride-2 convolution that reads the new channels starts at zero on
+    them), the new channels learn, the exported file reads back at the new width, and a narrower encoder
+    than the saved one is refused."""
+    from realtime.errors import DataError
+    from realtime.train.config import TrainConfig
+    from realtime.train.export import build_metadata, export_onnx, load_network
+    from realtime.train.trainer import CHECKPOINT_NAME, Trainer
+
+    vgg, base = _tiny_style_run(tmp_path, seed=6, arch="fast", width=16, depth=1, lr=1e-2)
+    Trainer(TrainConfig(out=str(tmp_path / "a"), name="a", iterations=2, **base), vgg=vgg, progress=lambda s: None).run()
+    ckpt = tmp_path / "a" / "a" / CHECKPOINT_NAME
+    narrow = Trainer(TrainConfig(out=str(tmp_path / "s"), name="s", iterations=0, init=str(ckpt), **base),
+                     vgg=vgg, progress=lambda s: None).model.eval()
+    assert narrow.encoder[0].out_channels == 4
+    said: list[str] = []
+    wide = Trainer(TrainConfig(out=str(tmp_path / "b"), name="b", iterations=2, encoder_width=8, init=str(ckpt), **base),
+                   vgg=vgg, progress=said.append)
+    assert "encoder widened from 4 to 8 channels" in "\n".join(said)
+    assert wide.model.encoder[0].out_channels == 8 and wide.model.decoder[2].out_channels == 4  # the decoder as it was
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        assert torch.equal(narrow(x), wide.model.eval()(x))
+    reader = wide.model.encoder[3].weight[:, 4:]
+    assert not reader.any()
+    new_filters = wide.model.encoder[0].weight[4:].detach().clone()
+    wide.model.train()
+    wide.run()
+    assert reader.abs().sum() > 0
+    assert not torch.equal(new_filters, wide.model.encoder[0].weight[4:])
+    path = tmp_path / "b.onnx"
+    export_onnx(wide.model, path, build_metadata(wide.config.to_dict(), "", 2, {}))
+    back, _meta = load_network(path)
+    assert back.encoder[0].out_channels == 8
+    with torch.no_grad():
+        assert torch.allclose(back.eval()(x), wide.model.eval()(x), atol=1e-5)
+    with pytest.raises(DataError, match="encoder width 8; this run builds fast 16/1, residual norm True, decoder width 4, "
+                                        "encoder width 4"):
+        Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME),
+                            **base), vgg=vgg, progress=lambda s: None)
+    with pytest.raises(DataError, match="encoder_width is a setting of the fast arch"):
+        TrainConfig(**{**base, "arch": "full", "encoder_width": 8}).validate()

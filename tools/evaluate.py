@@ -121,6 +121,14 @@ def _styles(specs: list[str]) -> list[Style]:
     return out
 
 
+def chosen_photos(photos: list[Path], skip: int, first: int) -> list[Path]:
+    """The photos measured: those after the first ``skip``, then only ``first`` of them (0: all). The
+    shipped table uses the first 4 validation photos; ``--skip 4 --first 4`` measures the next four, so a
+    model tuned on one set is checked on photos its tuning never saw."""
+    rest = photos[skip:]
+    return rest[:first] if first else rest
+
+
 def group_by_painting(styles: list[Style], styles_dir: Path) -> dict[str, Painting]:
     """Paintings by file name. The references take the objective of a record that has one: a distilled
     (fast) model's record has zero style weight, its teacher's (the full tier's) has the real one."""
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--styles", type=Path, default=SHARED / "styles", help="folder of the paintings")
     p.add_argument("--long-side", type=int, default=EVAL_LONG_SIDE, help="photos are evaluated at this long side")
     p.add_argument("--first", type=int, default=0, metavar="N", help="only the first N photos (sorted by name; 0: all)")
+    p.add_argument("--skip", type=int, default=0, metavar="N",
+                   help="leave out the first N photos (sorted by name) before --first counts: a second held-out set")
     p.add_argument("--style-size", type=int, default=0, metavar="PX",
                    help="the painting's long side for its Gram targets (0: the training size in the model's record)")
     p.add_argument("--opt-photos", type=int, default=1, help="photos that get the optimisation reference (0: none)")
@@ -170,10 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.style_size < 0:
         print("evaluate: error: --style-size must be a positive number of pixels (0: each model's own)", file=sys.stderr)
         return 1
-    photos = list_images(a.photos) if a.photos.is_dir() else []
-    photos = photos[: a.first] if a.first else photos
+    if a.skip < 0 or a.first < 0:
+        print("evaluate: error: --skip and --first take a number of photos, 0 or more", file=sys.stderr)
+        return 1
+    photos = chosen_photos(list_images(a.photos) if a.photos.is_dir() else [], a.skip, a.first)
     if not photos:
-        print(f"evaluate: error: no photos in {a.photos}", file=sys.stderr)
+        print(f"evaluate: error: no photos in {a.photos}" + (f" after the first {a.skip}" if a.skip else ""), file=sys.stderr)
         return 1
     n_opt = max(0, min(a.opt_photos, len(photos)))
     try:
@@ -188,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except RealtimeError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 1
-    print(f"photos: {a.photos} ({len(photos)}, long side {a.long_side}); features: {a.net}; style distance = Σ_l mean (G_l(y) − G_l(style))² "
+    print(f"photos: {a.photos} ({len(photos)}{f' after the first {a.skip}' if a.skip else ''}, long side {a.long_side}); features: {a.net}; style distance = Σ_l mean (G_l(y) − G_l(style))² "
           f"over relu1_2..relu4_3, content distance = mean (relu3_3(y) − relu3_3(x))²")
     print(f"references: 'input' = the photo itself; 'optimize' = Gatys et al. ({a.opt_optimizer}, {a.opt_iterations} "
           f"iterations at {a.opt_size} px, the model's training objective) on the first {n_opt} photo(s)")

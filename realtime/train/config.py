@@ -39,6 +39,8 @@ class TrainConfig:
     residual_norm: bool = True  # fast arch: instance norm inside each residual block (false: none there)
     # fast arch: the decoder's channels at half resolution (0: width // 8, at least 4; the shipped tier's 8)
     decoder_width: int = 0
+    # fast arch: the encoder's channels at half resolution, after its first convolution (0: as the decoder's default)
+    encoder_width: int = 0
     # > 0: every instance norm's variance floor (epsilon) is set, at the start of a run whose network has
     # none yet, to this × the median variance of its input on training crops (model.calibrate_norm_floor):
     # faint features (a storm sky, haze) stay faint instead of being stretched to full strength
@@ -149,6 +151,10 @@ class TrainConfig:
             raise DataError(f"decoder_width is a setting of the fast arch, not {self.arch!r}")
         if self.decoder_width < 0:
             raise DataError(f"decoder_width must be 0 (the default) or more, got {self.decoder_width}")
+        if self.encoder_width and self.arch != "fast":
+            raise DataError(f"encoder_width is a setting of the fast arch, not {self.arch!r}")
+        if self.encoder_width < 0:
+            raise DataError(f"encoder_width must be 0 (the default) or more, got {self.encoder_width}")
         if self.distill_weight > 0 and not (self.teacher and Path(self.teacher).is_file()):
             raise DataError(f"distillation needs a teacher model file (--teacher), got {self.teacher or '(none)'}")
         for key, factors in (("style_emphasis", self.style_emphasis), ("content_emphasis", self.content_emphasis)):

@@ -205,7 +205,8 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict[str, str]]:
         names = json.loads(meta[mm.STYLE_NAMES]) if mm.STYLE_NAMES in meta else [meta.get(mm.STYLE_NAME) or path.stem]
         arch = settings.get("arch", meta.get(mm.TIER, "full"))
         net = build_model(arch, int(settings["width"]), int(settings["depth"]), bool(settings.get("residual_norm", True)),
-                          styles=len(names), decoder_width=int(settings.get("decoder_width", 0)))
+                          styles=len(names), decoder_width=int(settings.get("decoder_width", 0)),
+                          encoder_width=int(settings.get("encoder_width", 0)))
         weights = {i.name.removeprefix("model."): torch.from_numpy(numpy_helper.to_array(i).copy())
                    for i in proto.graph.initializer if i.name.startswith("model.")}
         if int(meta.get(mm.OUTPUT_PHASES, "1")) > 1:

@@ -242,6 +242,27 @@ def load_into_deeper(module: nn.Module, state: dict[str, torch.Tensor], depth: i
     return len(blocks) - depth
 
 
+def _widen_state(state: dict[str, torch.Tensor], module: nn.Module, prefix: str,
+                 readers: tuple[tuple[str, int], ...]) -> dict[str, torch.Tensor]:
+    """``state`` with each tensor under ``prefix`` grown to ``module``'s shape: saved values in the leading
+    channels, ``module``'s own fresh ones in the new (new norm rows are 1 and 0), and each reader's
+    weights on the new channels (``readers``: key, first new input channel) set to zero."""
+    own, out = module.state_dict(), dict(state)
+    for key, saved in state.items():
+        target = own.get(key)
+        if not key.startswith(prefix) or target is None or saved.shape == target.shape:
+            continue
+        if saved.dim() != target.dim() or any(a > b for a, b in zip(saved.shape, target.shape)):
+            raise ValueError(f"{key} of shape {tuple(saved.shape)} does not fit into {tuple(target.shape)}")
+        grown = target.detach().clone()
+        grown[tuple(slice(0, n) for n in saved.shape)] = saved
+        out[key] = grown
+    for key, first_new in readers:
+        out[key] = out[key].clone()
+        out[key][:, first_new:] = 0
+    return out
+
+
 def widen_decoder_state(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
     """``state`` of a FastTransformNet with a narrower decoder, grown to ``module``'s decoder width so that
     ``module`` computes what the saved network did: each decoder tensor keeps its saved values in its
@@ -249,21 +270,15 @@ def widen_decoder_state(state: dict[str, torch.Tensor], module: nn.Module) -> di
     the new channels' readers (the next convolution's weights on them) start at zero. They learn as the
     zero-initialised block of start_as_identity does: the zeroed weights get a gradient at once, the new
     channels behind them as soon as those weights move."""
-    own, out = module.state_dict(), dict(state)
     old = state["decoder.2.weight"].shape[0]  # the saved decoder's channels at half resolution
-    for key, saved in state.items():
-        target = own.get(key)
-        if not key.startswith("decoder.") or target is None or saved.shape == target.shape:
-            continue
-        if saved.dim() != target.dim() or any(a > b for a, b in zip(saved.shape, target.shape)):
-            raise ValueError(f"{key} of shape {tuple(saved.shape)} does not fit into {tuple(target.shape)}")
-        grown = target.detach().clone()
-        grown[tuple(slice(0, n) for n in saved.shape)] = saved
-        out[key] = grown
-    for key, first_new in (("decoder.2.weight", 2 * old), ("decoder.6.weight", old)):
-        out[key] = out[key].clone()
-        out[key][:, first_new:] = 0
-    return out
+    return _widen_state(state, module, "decoder.", (("decoder.2.weight", 2 * old), ("decoder.6.weight", old)))
+
+
+def widen_encoder_state(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """As widen_decoder_state, for the encoder's first convolution (its channels at half resolution): the
+    new channels' reader, the stride-2 convolution to quarter resolution, starts at zero on them."""
+    old = state["encoder.0.weight"].shape[0]
+    return _widen_state(state, module, "encoder.", (("encoder.3.weight", old),))
 
 
 class StyledNetwork(nn.Module):
@@ -379,8 +394,8 @@ class SeparableResidualBlock(nn.Module):
 
 def fast_decoder_width(width: int, decoder_width: int = 0) -> int:
     """The fast network's channels at half resolution: ``decoder_width`` in its decoder (twice that out of
-    the 1×1 at quarter resolution), or with 0 (the default, and always in the encoder) ``width // 8``, at
-    least 4."""
+    the 1×1 at quarter resolution) or ``encoder_width`` in its encoder, or with 0 (the default) ``width //
+    8``, at least 4."""
     return decoder_width or max(4, width // 8)
 
 
@@ -425,10 +440,12 @@ class FastTransformNet(StyledNetwork):
     output_offset = 0.5
 
     def __init__(self, width: int = 64, depth: int = 4, residual_norm: bool = True, styles: int = 1,
-                 decoder_width: int = 0):
+                 decoder_width: int = 0, encoder_width: int = 0):
         super().__init__()
         self.width, self.depth = width, depth
-        half, n = fast_decoder_width(width), styles
+        # The first convolution is the network's narrowest point: 8 channels at half resolution hold two
+        # numbers a pixel where the photo has three, so fine detail is lost before any style is painted.
+        half, n = fast_decoder_width(width, encoder_width), styles
         self.encoder = nn.Sequential(
             nn.Conv2d(3, half, 3, 2, 1), CondInstanceNorm2d(half, n), nn.ReLU(inplace=True),
             nn.Conv2d(half, width, 3, 2, 1), CondInstanceNorm2d(width, n), nn.ReLU(inplace=True),
@@ -548,17 +565,17 @@ ARCHS = {"full": TransformNet, "fast": FastTransformNet}
 
 
 def build_model(arch: str, width: int, depth: int, residual_norm: bool = True, styles: int = 1,
-                decoder_width: int = 0) -> nn.Module:
+                decoder_width: int = 0, encoder_width: int = 0) -> nn.Module:
     """The network of a tier: ``full`` (Johnson et al.) or ``fast`` (quarter-resolution, separable), with
     ``styles`` rows in each conditional instance norm. ``residual_norm=False`` (fast only) leaves instance
-    norm out of the residual blocks; ``decoder_width`` (fast only, 0: its default) sets the decoder's
-    channels at half resolution."""
+    norm out of the residual blocks; ``decoder_width`` and ``encoder_width`` (fast only, 0: its default)
+    set the decoder's and the encoder's channels at half resolution."""
     if arch == "fast":
-        return FastTransformNet(width, depth, residual_norm, styles, decoder_width)
+        return FastTransformNet(width, depth, residual_norm, styles, decoder_width, encoder_width)
     if not residual_norm:
         raise ValueError(f"residual_norm=False is a setting of the fast arch, not {arch!r}")
-    if decoder_width:
-        raise ValueError(f"decoder_width is a setting of the fast arch, not {arch!r}")
+    if decoder_width or encoder_width:
+        raise ValueError(f"decoder_width and encoder_width are settings of the fast arch, not {arch!r}")
     return ARCHS[arch](width, depth, styles)
 
 

@@ -227,7 +227,7 @@ class Trainer:
             base = self.base_metadata
             # the network is the model's: its shape settings go into the new file's settings too
             shape = json.loads(base.get(mm.SETTINGS, "{}"))
-            for key in ("arch", "width", "depth", "residual_norm", "decoder_width"):
+            for key in ("arch", "width", "depth", "residual_norm", "decoder_width", "encoder_width"):
                 if key in shape:
                     setattr(config, key, shape[key])
             self.base_styles = json.loads(base[mm.STYLE_NAMES]) if mm.STYLE_NAMES in base else [base.get(mm.STYLE_NAME) or Path(config.add_to).stem]
@@ -251,7 +251,8 @@ class Trainer:
         else:
             self.base_styles = []
             self.model = build_model(config.arch, config.width, config.depth, config.residual_norm,
-                                     styles=len(config.style_paths()), decoder_width=config.decoder_width)
+                                     styles=len(config.style_paths()), decoder_width=config.decoder_width,
+                                     encoder_width=config.encoder_width)
             self.first_style = 0
         self.model = self.model.to(self.device)
         self.style_names = self.base_styles + config.style_names()
@@ -295,7 +296,8 @@ class Trainer:
     def _load_init(self, config: TrainConfig) -> None:
         """Start from another run's network: a checkpoint, or an exported model file. A single-style
         network starts every style of a multi-style run (each style's rows a copy of its one)."""
-        from .model import fast_decoder_width, load_into_deeper, resize_styles, style_count, widen_decoder_state
+        from .model import (fast_decoder_width, load_into_deeper, resize_styles, style_count, widen_decoder_state,
+                            widen_encoder_state)
 
         if Path(config.init).suffix.lower() == ".onnx":
             from .export import load_network
@@ -311,24 +313,31 @@ class Trainer:
         # the decoder's channels at half resolution, as the fast network resolves its default (0)
         decoder = lambda c: fast_decoder_width(int(c.get("width") or 0), int(c.get("decoder_width") or 0))  # noqa: E731
         saved_decoder, run_decoder = decoder(saved), decoder(config.to_dict())
+        encoder = lambda c: fast_decoder_width(int(c.get("width") or 0), int(c.get("encoder_width") or 0))  # noqa: E731
+        saved_encoder, run_encoder = encoder(saved), encoder(config.to_dict())
         # A deeper or wider network may start from a smaller one of the same shape otherwise (more capacity
         # for the styles the smaller one could not reach): its extra blocks start as the identity, its
         # extra decoder channels unread, so it computes what the saved one did.
         deeper = isinstance(saved_depth, int) and saved_depth < config.depth
         wider = config.arch == "fast" and saved_decoder < run_decoder
+        wider_encoder = config.arch == "fast" and saved_encoder < run_encoder
         if (shape(saved) != shape(config.to_dict()) or not (deeper or saved_depth == config.depth)
-                or not (wider or saved_decoder == run_decoder)):
+                or not (wider or saved_decoder == run_decoder) or not (wider_encoder or saved_encoder == run_encoder)):
             raise DataError(f"--init {config.init} holds a {saved.get('arch', 'full')} network of width {saved.get('width')}, "
                             f"depth {saved_depth}, residual norm {saved.get('residual_norm', True)}"
-                            + (f", decoder width {saved_decoder}" if config.arch == "fast" else "")
+                            + (f", decoder width {saved_decoder}, encoder width {saved_encoder}" if config.arch == "fast" else "")
                             + f"; this run builds {config.arch} {config.width}/{config.depth}, residual norm {config.residual_norm}"
-                            + (f", decoder width {run_decoder}" if config.arch == "fast" else ""))
+                            + (f", decoder width {run_decoder}, encoder width {run_encoder}" if config.arch == "fast" else ""))
 
         def load(weights: dict[str, torch.Tensor]) -> None:
             if wider:
                 weights = widen_decoder_state(weights, self.model)
                 self.progress(f"[{config.name}] --init {config.init}: decoder widened from {saved_decoder} to "
                               f"{run_decoder} channels, the new ones starting unread")
+            if wider_encoder:
+                weights = widen_encoder_state(weights, self.model)
+                self.progress(f"[{config.name}] --init {config.init}: encoder widened from {saved_encoder} to "
+                              f"{run_encoder} channels, the new ones starting unread")
             if not deeper:
                 self.model.load_state_dict(weights)
                 return
