@@ -392,11 +392,11 @@ class SeparableResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-def fast_decoder_width(width: int, decoder_width: int = 0) -> int:
-    """The fast network's channels at half resolution: ``decoder_width`` in its decoder (twice that out of
-    the 1×1 at quarter resolution) or ``encoder_width`` in its encoder, or with 0 (the default) ``width //
-    8``, at least 4."""
-    return decoder_width or max(4, width // 8)
+def fast_half_width(width: int, chosen: int = 0) -> int:
+    """The fast network's channels at half resolution, in its encoder (``encoder_width``) or its decoder
+    (``decoder_width``, twice that out of the 1×1 at quarter resolution): ``chosen``, or with 0 (the
+    default) ``width // 8``, at least 4."""
+    return chosen or max(4, width // 8)
 
 
 class FastTransformNet(StyledNetwork):
@@ -444,13 +444,14 @@ class FastTransformNet(StyledNetwork):
         super().__init__()
         self.width, self.depth = width, depth
         # The first convolution is the network's narrowest point: 8 channels at half resolution hold two
-        # numbers a pixel where the photo has three, so fine detail is lost before any style is painted.
-        half, n = fast_decoder_width(width, encoder_width), styles
+        # numbers a pixel where the photo has three. encoder_width widens it; 16, trained on from the
+        # shipped weights, kept no more of the photo (stages/multi/README.md, "A wider first convolution").
+        half, n = fast_half_width(width, encoder_width), styles
         self.encoder = nn.Sequential(
             nn.Conv2d(3, half, 3, 2, 1), CondInstanceNorm2d(half, n), nn.ReLU(inplace=True),
             nn.Conv2d(half, width, 3, 2, 1), CondInstanceNorm2d(width, n), nn.ReLU(inplace=True),
         )
-        half = fast_decoder_width(width, decoder_width)
+        half = fast_half_width(width, decoder_width)
         self.residuals = nn.Sequential(*[SeparableResidualBlock(width, residual_norm, n) for _ in range(depth)])
         self.decoder = nn.Sequential(
             nn.Conv2d(width, 2 * half, 1), nn.Upsample(scale_factor=2, mode="nearest"),

@@ -296,7 +296,7 @@ class Trainer:
     def _load_init(self, config: TrainConfig) -> None:
         """Start from another run's network: a checkpoint, or an exported model file. A single-style
         network starts every style of a multi-style run (each style's rows a copy of its one)."""
-        from .model import (fast_decoder_width, load_into_deeper, resize_styles, style_count, widen_decoder_state,
+        from .model import (fast_half_width, load_into_deeper, resize_styles, style_count, widen_decoder_state,
                             widen_encoder_state)
 
         if Path(config.init).suffix.lower() == ".onnx":
@@ -310,14 +310,14 @@ class Trainer:
             saved, state = start.get("config", {}), start["model"]
         shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("residual_norm", True))  # noqa: E731
         saved_depth = saved.get("depth")
-        # the decoder's channels at half resolution, as the fast network resolves its default (0)
-        decoder = lambda c: fast_decoder_width(int(c.get("width") or 0), int(c.get("decoder_width") or 0))  # noqa: E731
+        # the decoder's and the encoder's channels at half resolution, as the fast network resolves its default (0)
+        decoder = lambda c: fast_half_width(int(c.get("width") or 0), int(c.get("decoder_width") or 0))  # noqa: E731
         saved_decoder, run_decoder = decoder(saved), decoder(config.to_dict())
-        encoder = lambda c: fast_decoder_width(int(c.get("width") or 0), int(c.get("encoder_width") or 0))  # noqa: E731
+        encoder = lambda c: fast_half_width(int(c.get("width") or 0), int(c.get("encoder_width") or 0))  # noqa: E731
         saved_encoder, run_encoder = encoder(saved), encoder(config.to_dict())
         # A deeper or wider network may start from a smaller one of the same shape otherwise (more capacity
         # for the styles the smaller one could not reach): its extra blocks start as the identity, its
-        # extra decoder channels unread, so it computes what the saved one did.
+        # extra decoder or encoder channels unread, so it computes what the saved one did.
         deeper = isinstance(saved_depth, int) and saved_depth < config.depth
         wider = config.arch == "fast" and saved_decoder < run_decoder
         wider_encoder = config.arch == "fast" and saved_encoder < run_encoder
