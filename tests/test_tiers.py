@@ -395,6 +395,27 @@ def test_init_deepens_a_network_whose_new_blocks_start_as_the_identity_and_learn
                             init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME), **base), vgg=vgg, progress=lambda s: None)
 
 
+def _read_back(wide, tmp_path: Path, x: torch.Tensor):  # noqa: ANN001, ANN202
+    """The widened run's network exported and loaded back: it computes what the trained one does."""
+    from realtime.train.export import build_metadata, export_onnx, load_network
+
+    path = tmp_path / "b.onnx"
+    export_onnx(wide.model, path, build_metadata(wide.config.to_dict(), "", 2, {}))
+    back, _meta = load_network(path)
+    with torch.no_grad():
+        assert torch.allclose(back.eval()(x), wide.model.eval()(x), atol=1e-5)
+    return back
+
+
+def _init_from_the_wide_run(tmp_path: Path, vgg, base: dict) -> None:  # noqa: ANN001
+    """A run of the default (narrower) widths started from the widened run "b": refused."""
+    from realtime.train.config import TrainConfig
+    from realtime.train.trainer import CHECKPOINT_NAME, Trainer
+
+    Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME),
+                        **base), vgg=vgg, progress=lambda s: None)
+
+
 def test_init_widens_the_fast_decoder_whose_new_channels_start_unread_and_learn(tmp_path: Path) -> None:
     """--init from a fast network with a narrower decoder (--decoder-width): the run's network computes what
     the saved one did at its first step (the new channels' readers are zero), those readers and the new
@@ -402,7 +423,6 @@ def test_init_widens_the_fast_decoder_whose_new_channels_start_unread_and_learn(
     narrower decoder than the saved one is refused, and the setting belongs to the fast arch only."""
     from realtime.errors import DataError
     from realtime.train.config import TrainConfig
-    from realtime.train.export import build_metadata, export_onnx, load_network
     from realtime.train.trainer import CHECKPOINT_NAME, Trainer
 
     vgg, base = _tiny_style_run(tmp_path, seed=5, arch="fast", width=16, depth=1, lr=1e-2)
@@ -426,16 +446,10 @@ def test_init_widens_the_fast_decoder_whose_new_channels_start_unread_and_learn(
     wide.run()
     assert all(r.abs().sum() > 0 for r in readers)
     assert not torch.equal(new_rows, wide.model.decoder[2].weight[4:])
-    path = tmp_path / "b.onnx"
-    export_onnx(wide.model, path, build_metadata(wide.config.to_dict(), "", 2, {}))
-    back, _meta = load_network(path)
-    assert back.decoder[2].out_channels == 8
-    with torch.no_grad():
-        assert torch.allclose(back.eval()(x), wide.model.eval()(x), atol=1e-5)
+    assert _read_back(wide, tmp_path, x).decoder[2].out_channels == 8
     with pytest.raises(DataError, match="decoder width 8, encoder width 4; this run builds fast 16/1, residual norm True, "
                                         "decoder width 4"):
-        Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME),
-                            **base), vgg=vgg, progress=lambda s: None)
+        _init_from_the_wide_run(tmp_path, vgg, base)
     with pytest.raises(DataError, match="decoder_width is a setting of the fast arch"):
         TrainConfig(**{**base, "arch": "full", "decoder_width": 8}).validate()
 
@@ -447,7 +461,6 @@ def test_init_widens_the_fast_encoder_whose_new_channels_start_unread_and_learn(
     than the saved one is refused."""
     from realtime.errors import DataError
     from realtime.train.config import TrainConfig
-    from realtime.train.export import build_metadata, export_onnx, load_network
     from realtime.train.trainer import CHECKPOINT_NAME, Trainer
 
     vgg, base = _tiny_style_run(tmp_path, seed=6, arch="fast", width=16, depth=1, lr=1e-2)
@@ -471,15 +484,9 @@ def test_init_widens_the_fast_encoder_whose_new_channels_start_unread_and_learn(
     wide.run()
     assert reader.abs().sum() > 0
     assert not torch.equal(new_filters, wide.model.encoder[0].weight[4:])
-    path = tmp_path / "b.onnx"
-    export_onnx(wide.model, path, build_metadata(wide.config.to_dict(), "", 2, {}))
-    back, _meta = load_network(path)
-    assert back.encoder[0].out_channels == 8
-    with torch.no_grad():
-        assert torch.allclose(back.eval()(x), wide.model.eval()(x), atol=1e-5)
+    assert _read_back(wide, tmp_path, x).encoder[0].out_channels == 8
     with pytest.raises(DataError, match="encoder width 8; this run builds fast 16/1, residual norm True, decoder width 4, "
                                         "encoder width 4"):
-        Trainer(TrainConfig(out=str(tmp_path / "c"), name="c", iterations=1, init=str(tmp_path / "b" / "b" / CHECKPOINT_NAME),
-                            **base), vgg=vgg, progress=lambda s: None)
+        _init_from_the_wide_run(tmp_path, vgg, base)
     with pytest.raises(DataError, match="encoder_width is a setting of the fast arch"):
         TrainConfig(**{**base, "arch": "full", "encoder_width": 8}).validate()

@@ -311,10 +311,9 @@ class Trainer:
         shape = lambda c: (c.get("arch", "full"), c.get("width"), c.get("residual_norm", True))  # noqa: E731
         saved_depth = saved.get("depth")
         # the decoder's and the encoder's channels at half resolution, as the fast network resolves its default (0)
-        decoder = lambda c: fast_half_width(int(c.get("width") or 0), int(c.get("decoder_width") or 0))  # noqa: E731
-        saved_decoder, run_decoder = decoder(saved), decoder(config.to_dict())
-        encoder = lambda c: fast_half_width(int(c.get("width") or 0), int(c.get("encoder_width") or 0))  # noqa: E731
-        saved_encoder, run_encoder = encoder(saved), encoder(config.to_dict())
+        half = lambda c, key: fast_half_width(int(c.get("width") or 0), int(c.get(key) or 0))  # noqa: E731
+        saved_decoder, run_decoder = half(saved, "decoder_width"), half(config.to_dict(), "decoder_width")
+        saved_encoder, run_encoder = half(saved, "encoder_width"), half(config.to_dict(), "encoder_width")
         # A deeper or wider network may start from a smaller one of the same shape otherwise (more capacity
         # for the styles the smaller one could not reach): its extra blocks start as the identity, its
         # extra decoder or encoder channels unread, so it computes what the saved one did.
